@@ -1,0 +1,36 @@
+"""POST /v1/transfers: move money between two wallets of one currency."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wallet_core.http.api import create_app, logger, run_command
+from wallet_core.http.presenters import transaction_resource
+from wallet_core.http.schemas import TransferCreateRequest
+from wallet_core.service import ledger
+
+app = create_app()
+
+
+@app.post("/v1/transfers")
+def transfer_create(body: TransferCreateRequest):
+    memo = ledger.Memo(reference=body.reference, description=body.description, metadata=body.metadata)
+    return run_command(
+        app,
+        lambda uow, principal: ledger.transfer(
+            uow,
+            principal,
+            source_wallet_id=body.source_wallet_id,
+            destination_wallet_id=body.destination_wallet_id,
+            amount=body.amount,
+            currency=body.currency,
+            memo=memo,
+        ),
+        status=201,
+        present=transaction_resource,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

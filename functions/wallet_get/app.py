@@ -1,0 +1,25 @@
+"""GET /v1/wallets/{wallet_id}: one wallet (owner or admin)."""
+
+from __future__ import annotations
+
+import uuid
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from wallet_core.http.api import create_app, logger, run_query
+from wallet_core.http.presenters import wallet_resource
+from wallet_core.service import wallets
+
+app = create_app()
+
+
+@app.get("/v1/wallets/<wallet_id>")
+def wallet_get(wallet_id: uuid.UUID):
+    return run_query(
+        app, lambda uow, principal: wallets.get_wallet(uow, principal, wallet_id), present=wallet_resource
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

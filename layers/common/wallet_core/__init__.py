@@ -1,0 +1,1 @@
+"""Shared layer of the wallet service: domain rules, use cases, database adapters and HTTP glue."""

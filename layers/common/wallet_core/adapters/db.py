@@ -1,0 +1,97 @@
+"""The engine (one per Lambda container) and the translation of driver errors into domain errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import urllib.request
+from typing import Any
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from wallet_core.config import Settings, get_settings
+from wallet_core.domain import errors
+
+# SQLSTATEs after which the whole transaction can simply be run again.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _normalise(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
+    """Read a Secrets Manager secret through the AWS Parameters and Secrets Lambda Extension, which
+    caches it and spares the API functions a boto3 import."""
+    port = os.environ.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2773")
+    request = urllib.request.Request(
+        f"http://localhost:{port}/secretsmanager/get?secretId={urllib.request.quote(secret_arn, safe='')}",
+        headers={"X-Aws-Parameters-Secrets-Token": os.environ.get("AWS_SESSION_TOKEN", "")},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # nosec B310 - fixed localhost URL
+        return json.loads(json.loads(response.read())["SecretString"])
+
+
+def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return _normalise(settings.database_url)
+    if settings.database_secret_arn:
+        secret = _secret_from_extension(settings.database_secret_arn)
+        url = URL.create(
+            "postgresql+psycopg",
+            username=secret["username"],
+            password=secret["password"],
+            host=settings.database_host or secret["host"],
+            port=int(secret.get("port", 5432)),
+            database=secret.get("dbname", "postgres"),
+            query={"sslmode": "require"},
+        )
+        return url.render_as_string(hide_password=False)
+    raise errors.ServiceUnavailableError("No database is configured (DATABASE_URL or DATABASE_SECRET_ARN).")
+
+
+@functools.cache
+def get_engine() -> Engine:
+    settings = get_settings()
+    connect_args: dict[str, Any] = {
+        "connect_timeout": settings.db_connect_timeout_seconds,
+        "application_name": f"wallet-{settings.stage}",
+    }
+    if settings.database_secret_arn:
+        # Behind RDS Proxy prepared statements pin connections to one client: turn them off.
+        connect_args["prepare_threshold"] = None
+    return create_engine(
+        resolve_database_url(settings),
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_recycle=300,
+        connect_args=connect_args,
+    )
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    if isinstance(exc, DBAPIError):
+        return getattr(exc.orig, "sqlstate", None)
+    return None
+
+
+def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
+    """Driver errors that mean something to callers become domain errors; others stay as they are."""
+    state = sqlstate(exc)
+    if state in RETRYABLE_SQLSTATES:
+        return errors.ConcurrencyConflictError()
+    if state == LOCK_NOT_AVAILABLE:
+        return errors.IdempotencyRequestInProgressError()
+    if (isinstance(exc, OperationalError) and state is None) or (state or "").startswith("08"):
+        return errors.ServiceUnavailableError()
+    if state in ("57P01", "57P02", "57P03", "53300"):  # shutting down, too many connections
+        return errors.ServiceUnavailableError()
+    return None

@@ -1,0 +1,302 @@
+"""Repositories: every SQL statement of the service lives in this package."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from wallet_core.adapters.tables import entries, idempotency_keys, system_accounts, transactions, wallets
+from wallet_core.domain.models import (
+    HistoryItem,
+    NewTransaction,
+    Posting,
+    Transaction,
+    TransactionKind,
+    Wallet,
+    WalletStatus,
+)
+
+
+def _wallet(row: Any) -> Wallet:
+    return Wallet(
+        id=row.id,
+        owner_id=row.owner_id,
+        currency=row.currency,
+        status=WalletStatus(row.status),
+        balance=row.balance,
+        held=row.held,
+        version=row.version,
+        external_ref=row.external_ref,
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class WalletRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(
+        self,
+        *,
+        owner_id: str,
+        currency: str,
+        external_ref: str | None,
+        metadata: dict[str, str],
+    ) -> Wallet:
+        row = self._connection.execute(
+            insert(wallets)
+            .values(
+                id=uuid.uuid4(),
+                owner_id=owner_id,
+                currency=currency,
+                status=WalletStatus.ACTIVE.value,
+                balance=0,
+                held=0,
+                version=1,
+                external_ref=external_ref,
+                metadata=metadata,
+                created_at=func.now(),
+                updated_at=func.now(),
+            )
+            .returning(*wallets.c)
+        ).one()
+        return _wallet(row)
+
+    def get(self, wallet_id: uuid.UUID) -> Wallet | None:
+        row = self._connection.execute(select(wallets).where(wallets.c.id == wallet_id)).one_or_none()
+        return _wallet(row) if row else None
+
+    def get_by_external_ref(self, external_ref: str) -> Wallet | None:
+        row = self._connection.execute(
+            select(wallets).where(wallets.c.external_ref == external_ref)
+        ).one_or_none()
+        return _wallet(row) if row else None
+
+    def exists_with_external_ref(self, external_ref: str) -> bool:
+        return self.get_by_external_ref(external_ref) is not None
+
+    def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
+        """Lock the wallets in ascending id order, so two requests touching the same pair can never
+        wait on each other crosswise. FOR NO KEY UPDATE still lets entries reference the rows."""
+        ordered = sorted(set(wallet_ids))
+        rows = self._connection.execute(
+            select(wallets)
+            .where(wallets.c.id.in_(ordered))
+            .order_by(wallets.c.id)
+            .with_for_update(key_share=True)
+        ).all()
+        return {row.id: _wallet(row) for row in rows}
+
+    def list_for_owner(
+        self, owner_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[Wallet]:
+        query = select(wallets).where(wallets.c.owner_id == owner_id)
+        if after is not None:
+            query = query.where(tuple_(wallets.c.created_at, wallets.c.id) < tuple_(*after))
+        rows = self._connection.execute(
+            query.order_by(wallets.c.created_at.desc(), wallets.c.id.desc()).limit(limit)
+        ).all()
+        return [_wallet(row) for row in rows]
+
+    def save(self, wallet: Wallet) -> Wallet:
+        """Write a changed wallet back; the version was already bumped by the caller."""
+        row = self._connection.execute(
+            update(wallets)
+            .where(wallets.c.id == wallet.id)
+            .values(
+                status=wallet.status.value,
+                balance=wallet.balance,
+                held=wallet.held,
+                version=wallet.version,
+                updated_at=func.now(),
+            )
+            .returning(wallets.c.updated_at)
+        ).one()
+        wallet.updated_at = row.updated_at
+        return wallet
+
+
+_reversal = transactions.alias("reversal")
+
+_TRANSACTION_COLUMNS = (*transactions.c, _reversal.c.id.label("reversed_by_transaction_id"))
+
+
+def _transaction_query():
+    return select(*_TRANSACTION_COLUMNS).select_from(
+        transactions.outerjoin(_reversal, _reversal.c.reverses_transaction_id == transactions.c.id)
+    )
+
+
+def _transaction(row: Any) -> Transaction:
+    return Transaction(
+        id=row.id,
+        kind=TransactionKind(row.kind),
+        status=row.status,
+        amount=row.amount,
+        currency=row.currency,
+        source_wallet_id=row.source_wallet_id,
+        destination_wallet_id=row.destination_wallet_id,
+        reference=row.reference,
+        description=row.description,
+        metadata=row.metadata,
+        reverses_transaction_id=row.reverses_transaction_id,
+        reversed_by_transaction_id=row.reversed_by_transaction_id,
+        hold_id=row.hold_id,
+        created_at=row.created_at,
+    )
+
+
+class LedgerRepository:
+    """Transactions and their entries: written together, never updated."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._system_accounts: dict[str, uuid.UUID] = {}
+
+    def _system_account_id(self, currency: str) -> uuid.UUID:
+        if currency not in self._system_accounts:
+            self._connection.execute(
+                pg_insert(system_accounts)
+                .values(id=uuid.uuid4(), currency=currency, created_at=func.now())
+                .on_conflict_do_nothing(index_elements=["currency"])
+            )
+            self._system_accounts[currency] = self._connection.execute(
+                select(system_accounts.c.id).where(system_accounts.c.currency == currency)
+            ).scalar_one()
+        return self._system_accounts[currency]
+
+    def post(self, new: NewTransaction, postings: Sequence[Posting]) -> Transaction:
+        """Insert the transaction and one entry per posting. Wallet postings carry the wallet's balance
+        and version after the change (the caller has applied it to the locked wallet)."""
+        if sum(posting.amount for posting in postings) != 0:
+            raise ValueError("postings of a transaction must sum to zero")
+        transaction_id = uuid.uuid4()
+        row = self._connection.execute(
+            insert(transactions)
+            .values(
+                id=transaction_id,
+                kind=new.kind.value,
+                status="posted",
+                amount=new.amount,
+                currency=new.currency,
+                source_wallet_id=new.source_wallet_id,
+                destination_wallet_id=new.destination_wallet_id,
+                reference=new.reference,
+                description=new.description,
+                metadata=new.metadata,
+                reverses_transaction_id=new.reverses_transaction_id,
+                hold_id=new.hold_id,
+                created_by=new.created_by,
+                created_at=func.now(),
+            )
+            .returning(*transactions.c, literal(None).label("reversed_by_transaction_id"))
+        ).one()
+        self._connection.execute(
+            insert(entries),
+            [
+                {
+                    "transaction_id": transaction_id,
+                    "wallet_id": posting.wallet.id if posting.wallet else None,
+                    "system_account_id": None if posting.wallet else self._system_account_id(new.currency),
+                    "currency": new.currency,
+                    "amount": posting.amount,
+                    "balance_after": posting.wallet.balance if posting.wallet else None,
+                    "wallet_version": posting.wallet.version if posting.wallet else None,
+                    "created_at": row.created_at,
+                }
+                for posting in postings
+            ],
+        )
+        return _transaction(row)
+
+    def get(self, transaction_id: uuid.UUID) -> Transaction | None:
+        row = self._connection.execute(
+            _transaction_query().where(transactions.c.id == transaction_id)
+        ).one_or_none()
+        return _transaction(row) if row else None
+
+    def get_for_update(self, transaction_id: uuid.UUID) -> Transaction | None:
+        """Lock the transaction row so two reversals of it queue up instead of racing."""
+        found = self._connection.execute(
+            select(transactions.c.id).where(transactions.c.id == transaction_id).with_for_update()
+        ).one_or_none()
+        return self.get(transaction_id) if found else None
+
+    def list_entries(
+        self, wallet_id: uuid.UUID, *, limit: int, before_entry_id: int | None
+    ) -> list[HistoryItem]:
+        query = (
+            select(
+                entries.c.id.label("entry_id"),
+                entries.c.amount.label("entry_amount"),
+                entries.c.balance_after,
+                *_TRANSACTION_COLUMNS,
+            )
+            .select_from(
+                entries.join(transactions, transactions.c.id == entries.c.transaction_id).outerjoin(
+                    _reversal, _reversal.c.reverses_transaction_id == transactions.c.id
+                )
+            )
+            .where(entries.c.wallet_id == wallet_id)
+        )
+        if before_entry_id is not None:
+            query = query.where(entries.c.id < before_entry_id)
+        rows = self._connection.execute(query.order_by(entries.c.id.desc()).limit(limit)).all()
+        return [
+            HistoryItem(
+                transaction=_transaction(row),
+                entry_amount=row.entry_amount,
+                balance_after=row.balance_after,
+                entry_id=row.entry_id,
+            )
+            for row in rows
+        ]
+
+
+class IdempotencyRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def claim(
+        self, principal: str, key: str, fingerprint: str, *, wait_seconds: float
+    ) -> tuple[str, int | None, str | None] | None:
+        """Insert the key, or return (fingerprint, status, body) of the request that owns it.
+
+        While another transaction holds the same key uncommitted, the insert waits on it (bounded by
+        lock_timeout): when that request commits we replay its stored outcome, when it rolls back we
+        take the key over. A timeout surfaces as lock_not_available (409 in progress)."""
+        self._connection.execute(
+            text("SELECT set_config('lock_timeout', :timeout, true)"),
+            {"timeout": f"{int(wait_seconds * 1000)}ms"},
+        )
+        inserted = self._connection.execute(
+            pg_insert(idempotency_keys)
+            .values(principal=principal, key=key, fingerprint=fingerprint, created_at=func.now())
+            .on_conflict_do_nothing(index_elements=["principal", "key"])
+            .returning(idempotency_keys.c.key)
+        ).one_or_none()
+        self._connection.execute(text("SELECT set_config('lock_timeout', '0', true)"))
+        if inserted is not None:
+            return None
+        row = self._connection.execute(
+            select(
+                idempotency_keys.c.fingerprint,
+                idempotency_keys.c.status_code,
+                idempotency_keys.c.response_body,
+            ).where(and_(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key))
+        ).one()
+        return row.fingerprint, row.status_code, row.response_body
+
+    def complete(self, principal: str, key: str, status_code: int, body: str) -> None:
+        self._connection.execute(
+            update(idempotency_keys)
+            .where(and_(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key))
+            .values(status_code=status_code, response_body=body, completed_at=func.now())
+        )

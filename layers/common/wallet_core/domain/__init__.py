@@ -1,0 +1,1 @@
+"""Plain-Python domain: money, wallet rules, principals and the error tree (no SQL, no Powertools)."""

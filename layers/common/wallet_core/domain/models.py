@@ -1,0 +1,126 @@
+"""Ledger records and the rules that decide what a wallet may do."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from wallet_core.domain import errors
+
+
+class WalletStatus(enum.StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    CLOSED = "closed"
+
+
+class TransactionKind(enum.StrEnum):
+    CREDIT = "credit"
+    DEBIT = "debit"
+    TRANSFER = "transfer"
+    REVERSAL = "reversal"
+    HOLD_CAPTURE = "hold_capture"
+
+
+@dataclass
+class Wallet:
+    id: uuid.UUID
+    owner_id: str
+    currency: str
+    status: WalletStatus
+    balance: int
+    held: int
+    version: int
+    external_ref: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+    # The rules of the contract: frozen wallets still receive money; closed ones accept nothing.
+    def ensure_can_receive(self) -> None:
+        if self.status is WalletStatus.CLOSED:
+            raise errors.WalletClosedError()
+
+    def ensure_can_send(self) -> None:
+        if self.status is WalletStatus.CLOSED:
+            raise errors.WalletClosedError()
+        if self.status is WalletStatus.FROZEN:
+            raise errors.WalletFrozenError()
+
+    def ensure_available(self, amount: int) -> None:
+        if amount > self.available:
+            raise errors.InsufficientFundsError(
+                f"Wallet {self.id} has {self.available} available, {amount} is needed."
+            )
+
+    def ensure_currency(self, currency: str) -> None:
+        if currency != self.currency:
+            raise errors.CurrencyMismatchError(
+                f"Wallet {self.id} holds {self.currency}, the operation is in {currency}."
+            )
+
+
+@dataclass
+class Transaction:
+    id: uuid.UUID
+    kind: TransactionKind
+    amount: int
+    currency: str
+    source_wallet_id: uuid.UUID | None
+    destination_wallet_id: uuid.UUID | None
+    reference: str | None
+    description: str | None
+    metadata: dict[str, str]
+    created_at: datetime
+    status: str = "posted"
+    reverses_transaction_id: uuid.UUID | None = None
+    reversed_by_transaction_id: uuid.UUID | None = None
+    hold_id: uuid.UUID | None = None
+
+    def involves_owner_wallets(self, wallet_ids: set[uuid.UUID]) -> bool:
+        return bool({self.source_wallet_id, self.destination_wallet_id} & wallet_ids)
+
+
+@dataclass
+class HistoryItem:
+    transaction: Transaction
+    entry_amount: int
+    balance_after: int
+    entry_id: int
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One leg of a transaction: a signed amount on a wallet (or on the currency's system account
+    when wallet is None)."""
+
+    wallet: Wallet | None
+    amount: int
+
+
+@dataclass
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+@dataclass
+class NewTransaction:
+    kind: TransactionKind
+    amount: int
+    currency: str
+    source_wallet_id: uuid.UUID | None
+    destination_wallet_id: uuid.UUID | None
+    reference: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    reverses_transaction_id: uuid.UUID | None = None
+    hold_id: uuid.UUID | None = None
+    created_by: str | None = None

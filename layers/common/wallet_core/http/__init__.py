@@ -1,0 +1,1 @@
+"""HTTP glue: problem+json responses, JWT claims -> principal, idempotency, the shared resolver."""

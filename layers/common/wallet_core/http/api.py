@@ -1,0 +1,136 @@
+"""The resolver every API function shares, and the two shapes a route takes: an idempotent
+command (every POST) or a read. Handlers stay thin: parse, one service call, present."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from wallet_core.adapters.uow import SqlUnitOfWork
+from wallet_core.config import get_settings
+from wallet_core.domain import errors
+from wallet_core.domain.principal import Principal
+from wallet_core.http.auth import principal_from_event
+from wallet_core.http.presenters import to_json
+from wallet_core.http.problems import (
+    PROBLEM_JSON,
+    RETRY_AFTER_SECONDS,
+    internal_error,
+    problem_for,
+    render_problem,
+)
+from wallet_core.service import idempotency
+
+T = TypeVar("T")
+
+logger = Logger()
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def json_response(status: int, body: str, *, replayed: bool = False) -> Response:
+    headers: dict[str, str] = {}
+    if replayed:
+        headers[REPLAYED_HEADER] = "true"
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    content_type = PROBLEM_JSON if status >= 400 else "application/json"
+    return Response(status_code=status, content_type=content_type, body=body, headers=headers)
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _validation_failed(exc: RequestValidationError) -> Response:
+    field_errors = [
+        {"field": _field_name(tuple(error.get("loc", ()))), "message": str(error.get("msg", "is not valid"))}
+        for error in exc.errors()
+    ]
+    body = render_problem(400, errors.ValidationError.code, "The request is not valid.", field_errors)
+    return json_response(400, body)
+
+
+def _service_error(exc: errors.WalletServiceError) -> Response:
+    status, body = problem_for(exc)
+    return json_response(status, body)
+
+
+def _unexpected(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    status, body = internal_error()
+    return json_response(status, body)
+
+
+def create_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    app.exception_handler(RequestValidationError)(_validation_failed)
+    app.exception_handler(errors.WalletServiceError)(_service_error)
+    app.exception_handler(Exception)(_unexpected)
+    return app
+
+
+def _idempotency_key(headers: dict[str, str]) -> str:
+    key = next((value for name, value in headers.items() if name.lower() == IDEMPOTENCY_HEADER), None)
+    if key is None or key == "":
+        raise errors.IdempotencyKeyMissingError()
+    if len(key) > 255 or not all("!" <= char <= "~" for char in key):
+        raise errors.ValidationError(
+            "The Idempotency-Key header is not valid.",
+            errors=[{"field": "Idempotency-Key", "message": "1 to 255 visible ASCII characters"}],
+        )
+    return key
+
+
+def _fingerprint(method: str, path: str, body: str | None) -> str:
+    """Same method, path and JSON document (whatever its formatting) = same request."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")) if body else ""
+    except ValueError:
+        canonical = body or ""
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+def run_command(
+    app: APIGatewayHttpResolver,
+    operation: Callable[[Any, Principal], T],
+    *,
+    status: int,
+    present: Callable[[T], dict[str, Any]],
+) -> Response:
+    event = app.current_event
+    principal = principal_from_event(event.raw_event)
+    request = idempotency.IdempotentRequest(
+        principal=principal.subject,
+        key=_idempotency_key(event.headers or {}),
+        fingerprint=_fingerprint(event.http_method, event.path, event.decoded_body),
+    )
+    outcome = idempotency.execute(
+        SqlUnitOfWork(),
+        request,
+        lambda uow: operation(uow, principal),
+        render=lambda result: (status, to_json(present(result))),
+        render_rejection=problem_for,
+        wait_seconds=get_settings().idempotency_wait_seconds,
+    )
+    return json_response(outcome.status, outcome.body, replayed=outcome.replayed)
+
+
+def run_query(
+    app: APIGatewayHttpResolver,
+    query: Callable[[Any, Principal], T],
+    *,
+    present: Callable[[T], dict[str, Any]],
+) -> Response:
+    principal = principal_from_event(app.current_event.raw_event)
+    with SqlUnitOfWork() as uow:
+        result = query(uow, principal)
+    return json_response(200, to_json(present(result)))

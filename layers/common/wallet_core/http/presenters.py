@@ -1,0 +1,69 @@
+"""Domain results as the contract's JSON resources."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from wallet_core.domain.models import HistoryItem, Page, Transaction, Wallet
+
+
+def timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def wallet_resource(wallet: Wallet) -> dict[str, Any]:
+    return {
+        "id": str(wallet.id),
+        "owner_id": wallet.owner_id,
+        "currency": wallet.currency,
+        "status": wallet.status.value,
+        "balance": wallet.balance,
+        "held": wallet.held,
+        "available": wallet.available,
+        "version": wallet.version,
+        "external_ref": wallet.external_ref,
+        "metadata": wallet.metadata,
+        "created_at": timestamp(wallet.created_at),
+        "updated_at": timestamp(wallet.updated_at),
+    }
+
+
+def transaction_resource(transaction: Transaction) -> dict[str, Any]:
+    return {
+        "id": str(transaction.id),
+        "kind": transaction.kind.value,
+        "status": transaction.status,
+        "amount": transaction.amount,
+        "currency": transaction.currency,
+        "source_wallet_id": _id(transaction.source_wallet_id),
+        "destination_wallet_id": _id(transaction.destination_wallet_id),
+        "reference": transaction.reference,
+        "description": transaction.description,
+        "metadata": transaction.metadata,
+        "reverses_transaction_id": _id(transaction.reverses_transaction_id),
+        "reversed_by_transaction_id": _id(transaction.reversed_by_transaction_id),
+        "created_at": timestamp(transaction.created_at),
+    }
+
+
+def history_item_resource(item: HistoryItem) -> dict[str, Any]:
+    return {
+        **transaction_resource(item.transaction),
+        "entry_amount": item.entry_amount,
+        "balance_after": item.balance_after,
+    }
+
+
+def page_resource(page: Page, present) -> dict[str, Any]:
+    return {"items": [present(item) for item in page.items], "next_cursor": page.next_cursor}
+
+
+def to_json(resource: dict[str, Any]) -> str:
+    return json.dumps(resource, separators=(",", ":"))

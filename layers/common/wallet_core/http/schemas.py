@@ -1,0 +1,59 @@
+"""Request bodies of the contract. Strict: amounts are JSON integers only, unknown fields are errors."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+
+from wallet_core.config import get_settings
+from wallet_core.domain.money import MAX_AMOUNT, MIN_AMOUNT
+
+
+def _supported_currency(code: str) -> str:
+    if code not in get_settings().supported_currencies:
+        raise ValueError(f"currency {code} is not supported")
+    return code
+
+
+Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
+Currency = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_supported_currency)]
+Reference = Annotated[StrictStr, StringConstraints(max_length=128)]
+Description = Annotated[StrictStr, StringConstraints(max_length=512)]
+Metadata = Annotated[
+    dict[
+        Annotated[StrictStr, StringConstraints(min_length=1, max_length=40)],
+        Annotated[StrictStr, StringConstraints(max_length=500)],
+    ],
+    Field(max_length=20),
+]
+OwnerId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=255)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WalletCreateRequest(_Request):
+    currency: Currency
+    owner_id: OwnerId | None = None
+    external_ref: Reference | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class MovementRequest(_Request):
+    amount: Amount
+    reference: Reference | None = None
+    description: Description | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class TransferCreateRequest(MovementRequest):
+    source_wallet_id: uuid.UUID
+    destination_wallet_id: uuid.UUID
+    currency: Currency
+
+
+class ReversalCreateRequest(_Request):
+    reason: Description | None = None

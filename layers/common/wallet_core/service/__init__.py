@@ -1,0 +1,1 @@
+"""Use cases. Each takes a unit of work and a principal and returns domain results."""

@@ -1,0 +1,173 @@
+"""Money movements. Every one locks the wallets it touches (ascending id order, before inserting
+anything that references them), checks the rules on the locked rows, then posts a balanced
+transaction: wallet entries plus, for money entering or leaving, the currency's system account."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from wallet_core.domain import errors
+from wallet_core.domain.models import NewTransaction, Posting, Transaction, TransactionKind, Wallet
+from wallet_core.domain.principal import Principal
+from wallet_core.service.access import require_admin, visible_wallet
+from wallet_core.service.wallets import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Memo:
+    """What the caller says about a movement."""
+
+    reference: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _lock(uow: UnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
+    locked = uow.wallets.get_for_update(wallet_ids)
+    for wallet_id in wallet_ids:
+        if wallet_id not in locked:
+            raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
+    return locked
+
+
+def post(uow: UnitOfWork, new: NewTransaction, legs: list[tuple[Wallet | None, int]]) -> Transaction:
+    """Apply each leg to its (locked) wallet, then write the transaction and its entries."""
+    postings = []
+    for wallet, amount in legs:
+        if wallet is not None:
+            wallet.balance += amount
+            wallet.version += 1
+            uow.wallets.save(wallet)
+        postings.append(Posting(wallet=wallet, amount=amount))
+    return uow.ledger.post(new, postings)
+
+
+def credit_wallet(
+    uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
+) -> Transaction:
+    require_admin(principal)
+    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet.ensure_can_receive()
+    new = NewTransaction(
+        kind=TransactionKind.CREDIT,
+        amount=amount,
+        currency=wallet.currency,
+        source_wallet_id=None,
+        destination_wallet_id=wallet.id,
+        reference=memo.reference,
+        description=memo.description,
+        metadata=memo.metadata,
+        created_by=principal.subject,
+    )
+    return post(uow, new, [(wallet, amount), (None, -amount)])
+
+
+def debit_wallet(
+    uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
+) -> Transaction:
+    require_admin(principal)
+    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet.ensure_can_send()
+    wallet.ensure_available(amount)
+    new = NewTransaction(
+        kind=TransactionKind.DEBIT,
+        amount=amount,
+        currency=wallet.currency,
+        source_wallet_id=wallet.id,
+        destination_wallet_id=None,
+        reference=memo.reference,
+        description=memo.description,
+        metadata=memo.metadata,
+        created_by=principal.subject,
+    )
+    return post(uow, new, [(wallet, -amount), (None, amount)])
+
+
+def transfer(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    source_wallet_id: uuid.UUID,
+    destination_wallet_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    memo: Memo,
+) -> Transaction:
+    if source_wallet_id == destination_wallet_id:
+        raise errors.SameWalletError()
+    locked = _lock(uow, source_wallet_id, destination_wallet_id)
+    source = visible_wallet(locked[source_wallet_id], principal, source_wallet_id)
+    destination = locked[destination_wallet_id]
+    source.ensure_currency(currency)
+    destination.ensure_currency(currency)
+    source.ensure_can_send()
+    destination.ensure_can_receive()
+    source.ensure_available(amount)
+    new = NewTransaction(
+        kind=TransactionKind.TRANSFER,
+        amount=amount,
+        currency=currency,
+        source_wallet_id=source.id,
+        destination_wallet_id=destination.id,
+        reference=memo.reference,
+        description=memo.description,
+        metadata=memo.metadata,
+        created_by=principal.subject,
+    )
+    return post(uow, new, [(source, -amount), (destination, amount)])
+
+
+def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: uuid.UUID) -> Transaction:
+    found = uow.ledger.get(transaction_id)
+    if found is not None and not principal.is_admin:
+        involved = [wid for wid in (found.source_wallet_id, found.destination_wallet_id) if wid]
+        owners = {uow.wallets.get(wallet_id).owner_id for wallet_id in involved}
+        if principal.subject not in owners:
+            found = None
+    if found is None:
+        raise errors.NotFoundError(f"Transaction {transaction_id} was not found.")
+    return found
+
+
+def reverse_transaction(
+    uow: UnitOfWork, principal: Principal, transaction_id: uuid.UUID, *, reason: str | None
+) -> Transaction:
+    """Move the original amount back, at most once. Money that is gone stays gone: the reversal
+    fails with insufficient_funds rather than pushing a wallet negative. Reversals are operator
+    corrections, so they are allowed on frozen wallets (a freeze is often why one is needed)."""
+    require_admin(principal)
+    original = uow.ledger.get_for_update(transaction_id)
+    if original is None:
+        raise errors.NotFoundError(f"Transaction {transaction_id} was not found.")
+    if original.reversed_by_transaction_id is not None:
+        raise errors.AlreadyReversedError(
+            f"Transaction {transaction_id} was already reversed by {original.reversed_by_transaction_id}."
+        )
+    if original.kind is TransactionKind.REVERSAL:
+        raise errors.InvalidStateError("A reversal cannot itself be reversed; post a new movement instead.")
+
+    # The reversal pays back from the original destination to the original source.
+    payer_id, payee_id = original.destination_wallet_id, original.source_wallet_id
+    locked = _lock(uow, *[wid for wid in (payer_id, payee_id) if wid is not None])
+    payer = locked.get(payer_id) if payer_id else None
+    payee = locked.get(payee_id) if payee_id else None
+    for wallet in (payer, payee):
+        if wallet is not None:
+            wallet.ensure_can_receive()  # closed wallets accept nothing, not even corrections
+    if payer is not None:
+        payer.ensure_available(original.amount)
+
+    new = NewTransaction(
+        kind=TransactionKind.REVERSAL,
+        amount=original.amount,
+        currency=original.currency,
+        source_wallet_id=payer_id,
+        destination_wallet_id=payee_id,
+        reference=original.reference,
+        description=reason,
+        metadata=original.metadata,
+        reverses_transaction_id=original.id,
+        created_by=principal.subject,
+    )
+    return post(uow, new, [(payer, -original.amount), (payee, original.amount)])

@@ -1,0 +1,123 @@
+"""Wallet use cases: open, read, list, history, and status changes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from wallet_core.adapters.repositories import LedgerRepository, WalletRepository
+from wallet_core.domain import errors
+from wallet_core.domain.models import HistoryItem, Page, Wallet, WalletStatus
+from wallet_core.domain.principal import Principal
+from wallet_core.service.access import require_admin, visible_wallet
+from wallet_core.service.pagination import decode_cursor, encode_cursor
+
+
+class UnitOfWork(Protocol):
+    wallets: WalletRepository
+    ledger: LedgerRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def commit(self) -> None: ...
+
+
+def create_wallet(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    currency: str,
+    owner_id: str | None = None,
+    external_ref: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Wallet:
+    owner = owner_id or principal.subject
+    if owner != principal.subject:
+        require_admin(principal)
+    return uow.wallets.add(
+        owner_id=owner, currency=currency, external_ref=external_ref, metadata=metadata or {}
+    )
+
+
+def get_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
+    return visible_wallet(uow.wallets.get(wallet_id), principal, wallet_id)
+
+
+def list_wallets(
+    uow: UnitOfWork, principal: Principal, *, owner_id: str | None, limit: int, cursor: str | None
+) -> Page:
+    owner = owner_id or principal.subject
+    if owner != principal.subject:
+        require_admin(principal)
+    position = decode_cursor(cursor, 2)
+    after = None
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
+        except (TypeError, ValueError) as exc:
+            raise errors.ValidationError("The cursor is not valid.") from exc
+    found = uow.wallets.list_for_owner(owner, limit=limit + 1, after=after)
+    items, more = found[:limit], len(found) > limit
+    next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)]) if more else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def wallet_history(
+    uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page:
+    get_wallet(uow, principal, wallet_id)
+    position = decode_cursor(cursor, 1)
+    if position is not None and not isinstance(position[0], int):
+        raise errors.ValidationError("The cursor is not valid.")
+    found: list[HistoryItem] = uow.ledger.list_entries(
+        wallet_id, limit=limit + 1, before_entry_id=position[0] if position else None
+    )
+    items, more = found[:limit], len(found) > limit
+    return Page(items=items, next_cursor=encode_cursor([items[-1].entry_id]) if more else None)
+
+
+def _locked_wallet(uow: UnitOfWork, wallet_id: uuid.UUID) -> Wallet:
+    wallet = uow.wallets.get_for_update([wallet_id]).get(wallet_id)
+    if wallet is None:
+        raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
+    return wallet
+
+
+def _set_status(uow: UnitOfWork, wallet: Wallet, status: WalletStatus) -> Wallet:
+    wallet.status = status
+    wallet.version += 1
+    return uow.wallets.save(wallet)
+
+
+def freeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
+    require_admin(principal)
+    wallet = _locked_wallet(uow, wallet_id)
+    wallet.ensure_can_receive()
+    if wallet.status is not WalletStatus.ACTIVE:
+        raise errors.InvalidStateError(
+            f"Wallet {wallet_id} is {wallet.status}, only an active wallet can be frozen."
+        )
+    return _set_status(uow, wallet, WalletStatus.FROZEN)
+
+
+def unfreeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
+    require_admin(principal)
+    wallet = _locked_wallet(uow, wallet_id)
+    wallet.ensure_can_receive()
+    if wallet.status is not WalletStatus.FROZEN:
+        raise errors.InvalidStateError(
+            f"Wallet {wallet_id} is {wallet.status}, only a frozen wallet can be unfrozen."
+        )
+    return _set_status(uow, wallet, WalletStatus.ACTIVE)
+
+
+def close_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
+    require_admin(principal)
+    wallet = _locked_wallet(uow, wallet_id)
+    wallet.ensure_can_receive()
+    if wallet.balance != 0 or wallet.held != 0:
+        raise errors.InvalidStateError(
+            f"Wallet {wallet_id} has balance {wallet.balance} and held {wallet.held}; both must be 0 to close."
+        )
+    return _set_status(uow, wallet, WalletStatus.CLOSED)

@@ -1,0 +1,25 @@
+"""Alembic environment. Migrations run on a connection handed over by runner.py (which holds the
+advisory lock); the URL fallback is only for developers calling `alembic` by hand."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+config = context.config
+
+
+def run_migrations(connection) -> None:
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    with engine.connect() as fresh_connection:
+        run_migrations(fresh_connection)
+        fresh_connection.commit()

@@ -1,0 +1,263 @@
+"""Shared fixtures: a real PostgreSQL (DATABASE_URL, or an embedded server), the schema from the
+Alembic migrations (applied by the migration function's own handler), and handler invocation."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.support.lambda_runtime import FakeLambdaContext, HttpResult, api_event, load_handler, parse_result
+from tools import pgserver
+
+ADMIN = {"sub": "operator-1", "scope": "wallet:admin wallet:read"}
+ALICE = {"sub": "alice", "scope": "wallet:read"}
+BOB = {"sub": "bob", "scope": "wallet:read"}
+
+LEDGER_TABLES = ("entries", "transactions", "wallets", "system_accounts", "idempotency_keys")
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class PostgresServer:
+    """Creates throwaway databases on one server: the embedded one, or the one DATABASE_URL names."""
+
+    def __init__(self) -> None:
+        self._embedded = None
+        external = os.environ.get("DATABASE_URL")
+        if external:
+            self.admin_url = make_url(external).set(drivername="postgresql+psycopg")
+        else:
+            self._embedded = pgserver.temporary()
+            self.admin_url = make_url(self._embedded.url)
+        self._created: list[str] = []
+
+    def create_database(self, prefix: str = "wallet_test") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(
+            _libpq(self.admin_url.render_as_string(hide_password=False)), autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return self.admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def close(self) -> None:
+        if self._embedded is not None:
+            self._embedded.stop()
+            return
+        with psycopg.connect(
+            _libpq(self.admin_url.render_as_string(hide_password=False)), autocommit=True
+        ) as conn:
+            for name in self._created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+def reset_caches() -> None:
+    from wallet_core.adapters.db import get_engine
+    from wallet_core.config import get_settings
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The application database, migrated to head by the migration function's handler."""
+    url = postgres_server.create_database()
+    saved = {
+        name: os.environ.get(name) for name in ("DATABASE_URL", "DB_POOL_SIZE", "IDEMPOTENCY_WAIT_SECONDS")
+    }
+    os.environ.update({"DATABASE_URL": url, "DB_POOL_SIZE": "16", "IDEMPOTENCY_WAIT_SECONDS": "5"})
+    reset_caches()
+    result = load_handler("migrations")({"action": "upgrade"}, FakeLambdaContext(function_name="migrate"))
+    assert result["status"] == "ok", result
+    yield url
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_caches()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for Given steps and for checking what was written."""
+    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def clean_ledger(db: psycopg.Connection) -> None:
+    """Tests that count rows start from an empty ledger (TRUNCATE bypasses the append-only trigger,
+    which guards rows, not tables)."""
+    db.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE")
+
+
+FUNCTION_DIRS = {
+    "wallet_create": "functions/wallet_create",
+    "wallet_list": "functions/wallet_list",
+    "wallet_get": "functions/wallet_get",
+    "wallet_history": "functions/wallet_history",
+    "credit_create": "functions/credit_create",
+    "debit_create": "functions/debit_create",
+    "transfer_create": "functions/transfer_create",
+    "transaction_get": "functions/transaction_get",
+    "reversal_create": "functions/reversal_create",
+    "wallet_freeze": "functions/wallet_freeze",
+    "wallet_unfreeze": "functions/wallet_unfreeze",
+    "wallet_close": "functions/wallet_close",
+    "health": "functions/health",
+    "ready": "functions/ready",
+    "version": "functions/version",
+}
+
+
+class Api:
+    """Calls the real handlers with API Gateway v2 events, as the HTTP API would."""
+
+    def call(
+        self,
+        function: str,
+        method: str,
+        path: str,
+        *,
+        claims: dict[str, Any] | None = None,
+        body: Any = None,
+        raw_body: str | None = None,
+        key: str | None = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        if method == "POST" and key is None:
+            key = str(uuid.uuid4())
+        if key == "":
+            key = None
+        event = api_event(
+            method,
+            path,
+            body=body,
+            raw_body=raw_body,
+            claims=claims,
+            query=query,
+            headers=headers,
+            idempotency_key=key,
+        )
+        handler = load_handler(FUNCTION_DIRS.get(function, f"functions/{function}"))
+        return parse_result(handler(event, FakeLambdaContext(function_name=function)))
+
+    # Shortcuts for Given steps -------------------------------------------------------------
+    def create_wallet(self, claims: dict[str, Any] = ALICE, currency: str = "USD", **extra: Any) -> dict:
+        result = self.call(
+            "wallet_create", "POST", "/v1/wallets", claims=claims, body={"currency": currency, **extra}
+        )
+        assert result.status == 201, result.body
+        return result.body
+
+    def credit(self, wallet_id: str, amount: int, claims: dict[str, Any] = ADMIN) -> HttpResult:
+        return self.call(
+            "credit_create",
+            "POST",
+            f"/v1/wallets/{wallet_id}/credits",
+            claims=claims,
+            body={"amount": amount},
+        )
+
+    def funded_wallet(self, amount: int, claims: dict[str, Any] = ALICE, currency: str = "USD") -> dict:
+        wallet = self.create_wallet(claims, currency)
+        if amount:
+            assert self.credit(wallet["id"], amount).status == 201
+        return self.get_wallet(wallet["id"])
+
+    def get_wallet(self, wallet_id: str, claims: dict[str, Any] = ADMIN) -> dict:
+        result = self.call("wallet_get", "GET", f"/v1/wallets/{wallet_id}", claims=claims)
+        assert result.status == 200, result.body
+        return result.body
+
+    def transfer(
+        self, source: str, destination: str, amount: int, claims: dict[str, Any] = ADMIN, **extra: Any
+    ) -> HttpResult:
+        body = {
+            "source_wallet_id": source,
+            "destination_wallet_id": destination,
+            "amount": amount,
+            "currency": extra.pop("currency", "USD"),
+            **extra,
+        }
+        return self.call("transfer_create", "POST", "/v1/transfers", claims=claims, body=body)
+
+
+@pytest.fixture
+def api(database_url: str) -> Api:
+    return Api()
+
+
+def ledger_invariants(db: psycopg.Connection) -> list[str]:
+    """The design's invariants, checked in SQL over the whole ledger. Returns what is violated."""
+    problems: list[str] = []
+    for currency, total in db.execute(
+        "SELECT currency, sum(amount) FROM entries GROUP BY currency"
+    ).fetchall():
+        if total != 0:
+            problems.append(f"entries of {currency} sum to {total}")
+    for (transaction_id,) in db.execute(
+        "SELECT transaction_id FROM entries GROUP BY transaction_id HAVING sum(amount) <> 0"
+    ).fetchall():
+        problems.append(f"transaction {transaction_id} is unbalanced")
+    rows = db.execute(
+        """
+        SELECT w.id, w.balance, coalesce(sum(e.amount), 0), w.version, count(e.id), w.held
+        FROM wallets w LEFT JOIN entries e ON e.wallet_id = w.id
+        GROUP BY w.id
+        """
+    ).fetchall()
+    for wallet_id, balance, entry_sum, _version, _entries, held in rows:
+        if balance != entry_sum:
+            problems.append(f"wallet {wallet_id} balance {balance} != sum of entries {entry_sum}")
+        if balance - held < 0:
+            problems.append(f"wallet {wallet_id} available {balance - held} < 0")
+    # balance_after must replay exactly and versions must strictly increase per wallet.
+    bad_chain = db.execute(
+        """
+        SELECT wallet_id FROM (
+            SELECT wallet_id, balance_after, wallet_version,
+                   sum(amount) OVER (PARTITION BY wallet_id ORDER BY id) AS running,
+                   lag(wallet_version) OVER (PARTITION BY wallet_id ORDER BY id) AS previous_version
+            FROM entries WHERE wallet_id IS NOT NULL
+        ) chain
+        WHERE balance_after <> running OR wallet_version <= previous_version
+        LIMIT 5
+        """
+    ).fetchall()
+    problems.extend(f"wallet {row[0]} has a broken balance_after/version chain" for row in bad_chain)
+    stale = db.execute(
+        """
+        SELECT w.id FROM wallets w
+        JOIN LATERAL (SELECT wallet_version FROM entries e WHERE e.wallet_id = w.id ORDER BY id DESC LIMIT 1) last
+          ON true
+        WHERE last.wallet_version > w.version
+        """
+    ).fetchall()
+    problems.extend(f"wallet {row[0]} version is behind its entries" for row in stale)
+    return problems
+
+
+@pytest.fixture
+def invariants(db: psycopg.Connection) -> Callable[[], list[str]]:
+    return lambda: ledger_invariants(db)
