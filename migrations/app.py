@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import runner
 from aws_lambda_powertools import Logger
+
+import runner
 
 logger = Logger(service="wallet-migrations")
 

@@ -13,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool, text
+
 from wallet_core.adapters.db import resolve_database_url
 from wallet_core.config import get_settings
 

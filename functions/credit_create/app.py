@@ -6,6 +6,7 @@ import uuid
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import transaction_resource
 from wallet_core.http.schemas import MovementRequest

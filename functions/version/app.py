@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from wallet_core.config import get_settings
 from wallet_core.http.api import create_app, logger
 from wallet_core.http.presenters import to_json

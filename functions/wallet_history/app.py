@@ -8,6 +8,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import history_item_resource, page_resource
 from wallet_core.service import wallets

@@ -7,6 +7,7 @@ import copy
 import importlib.util
 import json
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -36,17 +37,21 @@ class FakeLambdaContext:
         return int((self.timeout_seconds - (time.monotonic() - self._started)) * 1000)
 
 
+_import_lock = threading.Lock()
+
+
 def load_handler(code_dir: str, handler: str = "app.handler"):
     """Import `<code_dir>/<module>.py` under a unique name (every function's module is app.py)."""
     module_name, function_name = handler.rsplit(".", 1)
     path = ROOT / code_dir / f"{module_name}.py"
     unique = "lambda_" + code_dir.strip("/").replace("/", "_") + "_" + module_name
-    module = sys.modules.get(unique)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(unique, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[unique] = module
-        spec.loader.exec_module(module)
+    with _import_lock:  # threads must not see a half-executed module
+        module = sys.modules.get(unique)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(unique, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[unique] = module
     return getattr(module, function_name)
 
 

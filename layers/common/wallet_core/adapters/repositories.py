@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.tables import entries, idempotency_keys, system_accounts, transactions, wallets
+from wallet_core.domain import errors
 from wallet_core.domain.models import (
     HistoryItem,
     NewTransaction,
@@ -50,7 +52,7 @@ class WalletRepository:
         external_ref: str | None,
         metadata: dict[str, str],
     ) -> Wallet:
-        row = self._connection.execute(
+        statement = (
             insert(wallets)
             .values(
                 id=uuid.uuid4(),
@@ -66,7 +68,19 @@ class WalletRepository:
                 updated_at=func.now(),
             )
             .returning(*wallets.c)
-        ).one()
+        )
+        try:
+            with self._connection.begin_nested():
+                row = self._connection.execute(statement).one()
+        except IntegrityError as exc:
+            if (
+                getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+                == "wallets_external_ref_key"
+            ):
+                raise errors.ExternalRefInUseError(
+                    f"A wallet with external_ref {external_ref!r} exists."
+                ) from exc
+            raise
         return _wallet(row)
 
     def get(self, wallet_id: uuid.UUID) -> Wallet | None:

@@ -70,6 +70,12 @@ class SameWalletError(WalletServiceError):
     code = "same_wallet"
 
 
+class ExternalRefInUseError(WalletServiceError):
+    """Another wallet already carries this external_ref."""
+
+    code = "external_ref_in_use"
+
+
 class AlreadyReversedError(WalletServiceError):
     """The transaction has already been reversed."""
 

@@ -45,16 +45,18 @@ def json_response(status: int, body: str, *, replayed: bool = False) -> Response
     return Response(status_code=status, content_type=content_type, body=body, headers=headers)
 
 
-def _field_name(location: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in location if part not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
+def _field_error(error: dict[str, Any]) -> dict[str, str]:
+    if error.get("type") == "json_invalid":
+        return {
+            "field": "body",
+            "message": f"malformed JSON: {error.get('ctx', {}).get('error', 'cannot parse')}",
+        }
+    parts = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    return {"field": ".".join(parts) or "body", "message": str(error.get("msg", "is not valid"))}
 
 
 def _validation_failed(exc: RequestValidationError) -> Response:
-    field_errors = [
-        {"field": _field_name(tuple(error.get("loc", ()))), "message": str(error.get("msg", "is not valid"))}
-        for error in exc.errors()
-    ]
+    field_errors = [_field_error(error) for error in exc.errors()]
     body = render_problem(400, errors.ValidationError.code, "The request is not valid.", field_errors)
     return json_response(400, body)
 

@@ -19,6 +19,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyRequestInProgressError.code: 409,
     errors.AlreadyReversedError.code: 409,
     errors.InvalidStateError.code: 409,
+    errors.ExternalRefInUseError.code: 409,
     errors.ConcurrencyConflictError.code: 409,
     errors.IdempotencyKeyReusedError.code: 422,
     errors.InsufficientFundsError.code: 422,
