@@ -35,7 +35,7 @@ def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
         f"http://localhost:{port}/secretsmanager/get?secretId={urllib.request.quote(secret_arn, safe='')}",
         headers={"X-Aws-Parameters-Secrets-Token": os.environ.get("AWS_SESSION_TOKEN", "")},
     )
-    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # nosec B310 - fixed localhost URL
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # nosec B310
         return json.loads(json.loads(response.read())["SecretString"])
 
 
