@@ -19,7 +19,9 @@ ADMIN = {"sub": "operator-1", "scope": "wallet:admin wallet:read"}
 ALICE = {"sub": "alice", "scope": "wallet:read"}
 BOB = {"sub": "bob", "scope": "wallet:read"}
 
-LEDGER_TABLES = ("entries", "transactions", "wallets", "system_accounts", "idempotency_keys")
+# System accounts are left alone: they are created once per currency and never go away (containers
+# cache that they exist).
+LEDGER_TABLES = ("entries", "transactions", "wallets", "idempotency_keys")
 
 
 def _libpq(url: str) -> str:

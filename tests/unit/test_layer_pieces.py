@@ -108,7 +108,7 @@ class _FakeDriverError(Exception):
     [
         ("40001", errors.ConcurrencyConflictError),
         ("40P01", errors.ConcurrencyConflictError),
-        ("55P03", errors.IdempotencyRequestInProgressError),
+        ("55P03", errors.ConcurrencyConflictError),
         ("08006", errors.ServiceUnavailableError),
         ("57P01", errors.ServiceUnavailableError),
         ("53300", errors.ServiceUnavailableError),
@@ -211,11 +211,6 @@ class _FlakyUnitOfWork:
     def claim(self, *args, **kwargs):
         if self.attempts <= self.failures:
             raise errors.ConcurrencyConflictError()
-
-    def savepoint(self):
-        import contextlib
-
-        return contextlib.nullcontext()
 
     def complete(self, *args):
         pass

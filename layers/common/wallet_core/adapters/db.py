@@ -86,10 +86,9 @@ def sqlstate(exc: BaseException) -> str | None:
 def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
     """Driver errors that mean something to callers become domain errors; others stay as they are."""
     state = sqlstate(exc)
-    if state in RETRYABLE_SQLSTATES:
+    if state in RETRYABLE_SQLSTATES or state == LOCK_NOT_AVAILABLE:
+        # lock_not_available outside the idempotency claim: a wallet lock waited past lock_timeout.
         return errors.ConcurrencyConflictError()
-    if state == LOCK_NOT_AVAILABLE:
-        return errors.IdempotencyRequestInProgressError()
     if (isinstance(exc, OperationalError) and state is None) or (state or "").startswith("08"):
         return errors.ServiceUnavailableError()
     if state in ("57P01", "57P02", "57P03", "53300"):  # shutting down, too many connections

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
 from wallet_core.adapters.tables import entries, idempotency_keys, system_accounts, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
@@ -70,8 +72,7 @@ class WalletRepository:
             .returning(*wallets.c)
         )
         try:
-            with self._connection.begin_nested():
-                row = self._connection.execute(statement).one()
+            row = self._connection.execute(statement).one()
         except IntegrityError as exc:
             if (
                 getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
@@ -167,68 +168,123 @@ def _transaction(row: Any) -> Transaction:
     )
 
 
+def system_account_id(currency: str) -> uuid.UUID:
+    """System accounts have well-known ids, so posting against one needs no lookup."""
+    return uuid.uuid5(SYSTEM_ACCOUNT_NAMESPACE, currency)
+
+
+SYSTEM_ACCOUNT_NAMESPACE = uuid.UUID("5b0c2a4e-4f4e-4a59-9c61-77616c6c6574")
+_known_system_accounts: set[str] = set()  # per container: created once, never change
+
+# Wallet balances, the transaction and its entries in ONE statement (one round trip while the
+# wallets are locked). Entry FKs are checked at the end of the statement, when the transaction row
+# from the sibling CTE exists.
+_POST_SQL = text(
+    """
+    WITH moved AS (
+        UPDATE wallets AS w
+        SET balance = v.balance, held = v.held, version = v.version, updated_at = now()
+        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
+                    CAST(:helds AS bigint[]), CAST(:versions AS bigint[])) AS v(id, balance, held, version)
+        WHERE w.id = v.id
+        RETURNING w.id
+    ), posted AS (
+        INSERT INTO transactions (id, kind, status, amount, currency, source_wallet_id, destination_wallet_id,
+                                  reference, description, metadata, reverses_transaction_id, hold_id,
+                                  created_by, created_at)
+        VALUES (:id, :kind, 'posted', :amount, :currency, :source_wallet_id, :destination_wallet_id,
+                :reference, :description, CAST(:metadata AS jsonb), :reverses_transaction_id, :hold_id,
+                :created_by, now())
+        RETURNING created_at
+    ), legs AS (
+        INSERT INTO entries (transaction_id, wallet_id, system_account_id, currency, amount, balance_after,
+                             wallet_version, created_at)
+        SELECT :id, e.wallet_id, e.system_account_id, :currency, e.amount, e.balance_after, e.wallet_version,
+               posted.created_at
+        FROM posted, unnest(CAST(:entry_wallets AS uuid[]), CAST(:entry_systems AS uuid[]),
+                            CAST(:entry_amounts AS bigint[]), CAST(:entry_balances AS bigint[]),
+                            CAST(:entry_versions AS bigint[]))
+                     AS e(wallet_id, system_account_id, amount, balance_after, wallet_version)
+        RETURNING 1
+    )
+    SELECT posted.created_at, (SELECT count(*) FROM moved) AS wallets_moved FROM posted
+    """
+)
+
+
 class LedgerRepository:
-    """Transactions and their entries: written together, never updated."""
+    """Transactions and their entries: written together with the wallets' new balances, never updated."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._system_accounts: dict[str, uuid.UUID] = {}
 
-    def _system_account_id(self, currency: str) -> uuid.UUID:
-        if currency not in self._system_accounts:
+    def _ensure_system_account(self, currency: str) -> uuid.UUID:
+        account_id = system_account_id(currency)
+        if currency not in _known_system_accounts:
             self._connection.execute(
                 pg_insert(system_accounts)
-                .values(id=uuid.uuid4(), currency=currency, created_at=func.now())
+                .values(id=account_id, currency=currency, created_at=func.now())
                 .on_conflict_do_nothing(index_elements=["currency"])
             )
-            self._system_accounts[currency] = self._connection.execute(
-                select(system_accounts.c.id).where(system_accounts.c.currency == currency)
-            ).scalar_one()
-        return self._system_accounts[currency]
+            _known_system_accounts.add(currency)
+        return account_id
 
     def post(self, new: NewTransaction, postings: Sequence[Posting]) -> Transaction:
-        """Insert the transaction and one entry per posting. Wallet postings carry the wallet's balance
-        and version after the change (the caller has applied it to the locked wallet)."""
+        """Write the transaction, one entry per posting, and the posted wallets' balance, held and
+        version (already applied by the caller to the wallets it locked)."""
         if sum(posting.amount for posting in postings) != 0:
             raise ValueError("postings of a transaction must sum to zero")
+        moved = [posting.wallet for posting in postings if posting.wallet is not None]
+        system = None
+        if len(moved) < len(postings):
+            system = self._ensure_system_account(new.currency)
         transaction_id = uuid.uuid4()
         row = self._connection.execute(
-            insert(transactions)
-            .values(
-                id=transaction_id,
-                kind=new.kind.value,
-                status="posted",
-                amount=new.amount,
-                currency=new.currency,
-                source_wallet_id=new.source_wallet_id,
-                destination_wallet_id=new.destination_wallet_id,
-                reference=new.reference,
-                description=new.description,
-                metadata=new.metadata,
-                reverses_transaction_id=new.reverses_transaction_id,
-                hold_id=new.hold_id,
-                created_by=new.created_by,
-                created_at=func.now(),
-            )
-            .returning(*transactions.c, literal(None).label("reversed_by_transaction_id"))
+            _POST_SQL,
+            {
+                "wallet_ids": [wallet.id for wallet in moved],
+                "balances": [wallet.balance for wallet in moved],
+                "helds": [wallet.held for wallet in moved],
+                "versions": [wallet.version for wallet in moved],
+                "id": transaction_id,
+                "kind": new.kind.value,
+                "amount": new.amount,
+                "currency": new.currency,
+                "source_wallet_id": new.source_wallet_id,
+                "destination_wallet_id": new.destination_wallet_id,
+                "reference": new.reference,
+                "description": new.description,
+                "metadata": json.dumps(new.metadata),
+                "reverses_transaction_id": new.reverses_transaction_id,
+                "hold_id": new.hold_id,
+                "created_by": new.created_by,
+                "entry_wallets": [p.wallet.id if p.wallet else None for p in postings],
+                "entry_systems": [None if p.wallet else system for p in postings],
+                "entry_amounts": [p.amount for p in postings],
+                "entry_balances": [p.wallet.balance if p.wallet else None for p in postings],
+                "entry_versions": [p.wallet.version if p.wallet else None for p in postings],
+            },
         ).one()
-        self._connection.execute(
-            insert(entries),
-            [
-                {
-                    "transaction_id": transaction_id,
-                    "wallet_id": posting.wallet.id if posting.wallet else None,
-                    "system_account_id": None if posting.wallet else self._system_account_id(new.currency),
-                    "currency": new.currency,
-                    "amount": posting.amount,
-                    "balance_after": posting.wallet.balance if posting.wallet else None,
-                    "wallet_version": posting.wallet.version if posting.wallet else None,
-                    "created_at": row.created_at,
-                }
-                for posting in postings
-            ],
+        if row.wallets_moved != len(moved):
+            raise RuntimeError(
+                "a posted wallet vanished while locked"
+            )  # cannot happen under FOR NO KEY UPDATE
+        for wallet in moved:
+            wallet.updated_at = row.created_at
+        return Transaction(
+            id=transaction_id,
+            kind=new.kind,
+            amount=new.amount,
+            currency=new.currency,
+            source_wallet_id=new.source_wallet_id,
+            destination_wallet_id=new.destination_wallet_id,
+            reference=new.reference,
+            description=new.description,
+            metadata=new.metadata,
+            created_at=row.created_at,
+            reverses_transaction_id=new.reverses_transaction_id,
+            hold_id=new.hold_id,
         )
-        return _transaction(row)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:
         row = self._connection.execute(
@@ -274,6 +330,19 @@ class LedgerRepository:
         ]
 
 
+# The row's values come from a subquery that sets lock_timeout first, so the timeout is in force
+# when the insert waits on a twin's uncommitted key.
+_CLAIM_SQL = text(
+    """
+    INSERT INTO idempotency_keys (principal, key, fingerprint, created_at)
+    SELECT :principal, :key, :fingerprint, now()
+    FROM (SELECT set_config('lock_timeout', :timeout, true)) AS bounded_wait
+    ON CONFLICT (principal, key) DO NOTHING
+    RETURNING key
+    """
+)
+
+
 class IdempotencyRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -283,20 +352,24 @@ class IdempotencyRepository:
     ) -> tuple[str, int | None, str | None] | None:
         """Insert the key, or return (fingerprint, status, body) of the request that owns it.
 
-        While another transaction holds the same key uncommitted, the insert waits on it (bounded by
-        lock_timeout): when that request commits we replay its stored outcome, when it rolls back we
-        take the key over. A timeout surfaces as lock_not_available (409 in progress)."""
-        self._connection.execute(
-            text("SELECT set_config('lock_timeout', :timeout, true)"),
-            {"timeout": f"{int(wait_seconds * 1000)}ms"},
-        )
-        inserted = self._connection.execute(
-            pg_insert(idempotency_keys)
-            .values(principal=principal, key=key, fingerprint=fingerprint, created_at=func.now())
-            .on_conflict_do_nothing(index_elements=["principal", "key"])
-            .returning(idempotency_keys.c.key)
-        ).one_or_none()
-        self._connection.execute(text("SELECT set_config('lock_timeout', '0', true)"))
+        While another transaction holds the same key uncommitted, the insert waits on it: when that
+        request commits we replay its stored outcome, when it rolls back we take the key over. The
+        wait is bounded by lock_timeout, set in the same statement (no extra round trip) and left in
+        force for the rest of this transaction; a timeout here means the twin is still running."""
+        try:
+            inserted = self._connection.execute(
+                _CLAIM_SQL,
+                {
+                    "principal": principal,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "timeout": f"{int(wait_seconds * 1000)}ms",
+                },
+            ).one_or_none()
+        except DBAPIError as exc:
+            if sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise errors.IdempotencyRequestInProgressError() from exc
+            raise
         if inserted is not None:
             return None
         row = self._connection.execute(

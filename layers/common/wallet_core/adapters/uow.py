@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -58,10 +57,3 @@ class SqlUnitOfWork:
 
     def commit(self) -> None:
         self._open_connection().commit()
-
-    @contextlib.contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """Undo only the work inside the block when it raises (a rejected operation keeps its
-        idempotency record)."""
-        with self._open_connection().begin_nested():
-            yield

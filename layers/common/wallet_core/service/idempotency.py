@@ -1,9 +1,10 @@
 """Idempotent execution of a command: the key, the effect and the stored response commit together.
 
-Stripe-style keys in PostgreSQL: the first request inserts (principal, key, fingerprint); its effect
-runs in a savepoint; its outcome, success or business rejection, is written onto the key row; one
-commit makes all of it durable. A crash anywhere before the commit leaves nothing, so a retry starts
-afresh; after it, every retry replays the stored outcome.
+Stripe-style keys in PostgreSQL. The first request inserts (principal, key, fingerprint), runs its
+effect and writes its response onto the key row; one commit makes all of it durable, so a crash
+before it leaves nothing and a retry starts afresh. A business rejection rolls its attempt back
+entirely (whatever it wrote is gone) and is then recorded on the key in a short transaction of its
+own, unless a concurrent twin took the key in between: then the twin's outcome is the one answer.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ class IdempotentUnitOfWork(Protocol):
     def __enter__(self) -> IdempotentUnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
     def commit(self) -> None: ...
-    def savepoint(self): ...
 
 
 @dataclass(frozen=True)
@@ -62,27 +62,46 @@ def execute(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _replay(stored: tuple[str, int | None, str | None], request: IdempotentRequest) -> Outcome:
+    fingerprint, status, body = stored
+    if fingerprint != request.fingerprint:
+        raise errors.IdempotencyKeyReusedError()
+    if status is None or body is None:  # pragma: no cover - a committed key always carries its outcome
+        raise errors.IdempotencyRequestInProgressError()
+    return Outcome(status=status, body=body, replayed=True)
+
+
+# Errors that say nothing about the request itself: the attempt is retried or answered as such,
+# never stored as the key's outcome.
+_NOT_AN_OUTCOME = (errors.ConcurrencyConflictError, errors.ServiceUnavailableError, errors.ForbiddenError)
+
+
 def _attempt(uow, request, operation, render, render_rejection, wait_seconds, /) -> Outcome:
     with uow:
         stored = uow.idempotency.claim(
             request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
         )
         if stored is not None:
-            fingerprint, status, body = stored
-            if fingerprint != request.fingerprint:
-                raise errors.IdempotencyKeyReusedError()
-            if status is None:  # pragma: no cover - a committed key always carries its outcome
-                raise errors.IdempotencyRequestInProgressError()
-            return Outcome(status=status, body=body, replayed=True)
+            return _replay(stored, request)
         try:
-            with uow.savepoint():
-                status, body = render(operation(uow))
-        except errors.ConcurrencyConflictError:
+            result = operation(uow)
+        except _NOT_AN_OUTCOME:
             raise
-        except errors.WalletServiceError as rejection:
-            if isinstance(rejection, errors.ServiceUnavailableError):
-                raise
-            status, body = render_rejection(rejection)
+        except errors.WalletServiceError as error:
+            rejection = error  # leaving the block rolls back everything the attempt wrote
+        else:
+            status, body = render(result)
+            uow.idempotency.complete(request.principal, request.key, status, body)
+            uow.commit()
+            return Outcome(status=status, body=body, replayed=False)
+
+    status, body = render_rejection(rejection)
+    with uow:
+        stored = uow.idempotency.claim(
+            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
+        )
+        if stored is not None:
+            return _replay(stored, request)
         uow.idempotency.complete(request.principal, request.key, status, body)
         uow.commit()
-        return Outcome(status=status, body=body, replayed=False)
+    return Outcome(status=status, body=body, replayed=False)

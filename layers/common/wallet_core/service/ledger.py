@@ -32,13 +32,12 @@ def _lock(uow: UnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
 
 
 def post(uow: UnitOfWork, new: NewTransaction, legs: list[tuple[Wallet | None, int]]) -> Transaction:
-    """Apply each leg to its (locked) wallet, then write the transaction and its entries."""
+    """Apply each leg to its (locked) wallet, then write wallets, transaction and entries together."""
     postings = []
     for wallet, amount in legs:
         if wallet is not None:
             wallet.balance += amount
             wallet.version += 1
-            uow.wallets.save(wallet)
         postings.append(Posting(wallet=wallet, amount=amount))
     return uow.ledger.post(new, postings)
 
