@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _requirements(path: Path) -> set[str]:
-    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    return {
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    }
 
 
 def test_layer_requirements_match_the_project_runtime_dependencies():
