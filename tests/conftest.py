@@ -128,6 +128,11 @@ FUNCTION_DIRS = {
     "health": "functions/health",
     "ready": "functions/ready",
     "version": "functions/version",
+    "hold_create": "functions/hold_create",
+    "hold_get": "functions/hold_get",
+    "hold_capture": "functions/hold_capture",
+    "hold_void": "functions/hold_void",
+    "balance_snapshot_list": "functions/balance_snapshot_list",
 }
 
 
@@ -204,6 +209,28 @@ class Api:
         }
         return self.call("transfer_create", "POST", "/v1/transfers", claims=claims, body=body)
 
+    def create_hold(
+        self, wallet_id: str, amount: int, claims: dict[str, Any] = ADMIN, **extra: Any
+    ) -> HttpResult:
+        return self.call(
+            "hold_create",
+            "POST",
+            "/v1/holds",
+            claims=claims,
+            body={"wallet_id": wallet_id, "amount": amount, **extra},
+        )
+
+    def capture_hold(self, hold_id: str, claims: dict[str, Any] = ADMIN, **body: Any) -> HttpResult:
+        return self.call(
+            "hold_capture", "POST", f"/v1/holds/{hold_id}/capture", claims=claims, body=body or None
+        )
+
+    def void_hold(self, hold_id: str, claims: dict[str, Any] = ADMIN) -> HttpResult:
+        return self.call("hold_void", "POST", f"/v1/holds/{hold_id}/void", claims=claims)
+
+    def get_hold(self, hold_id: str, claims: dict[str, Any] = ADMIN) -> HttpResult:
+        return self.call("hold_get", "GET", f"/v1/holds/{hold_id}", claims=claims)
+
 
 @pytest.fixture
 def api(database_url: str) -> Api:
@@ -257,6 +284,37 @@ def ledger_invariants(db: psycopg.Connection) -> list[str]:
         """
     ).fetchall()
     problems.extend(f"wallet {row[0]} version is behind its entries" for row in stale)
+    problems.extend(hold_invariants(db))
+    return problems
+
+
+def hold_invariants(db: psycopg.Connection) -> list[str]:
+    """held = sum of what active holds still reserve (stored, and as reported net of due holds);
+    a hold's captured_amount = the sum of its capture transactions."""
+    problems: list[str] = []
+    for wallet_id, stored, active, unexpired, due in db.execute(
+        """
+        SELECT w.id, w.held,
+               coalesce(sum(h.amount - h.captured_amount) FILTER (WHERE h.status = 'active'), 0),
+               coalesce(sum(h.amount - h.captured_amount)
+                        FILTER (WHERE h.status = 'active' AND h.expires_at > now()), 0),
+               coalesce(sum(h.amount - h.captured_amount)
+                        FILTER (WHERE h.status = 'active' AND h.expires_at <= now()), 0)
+        FROM wallets w LEFT JOIN holds h ON h.wallet_id = w.id
+        GROUP BY w.id
+        """
+    ).fetchall():
+        if stored != active:
+            problems.append(f"wallet {wallet_id} stored held {stored} != active holds {active}")
+        if stored - due != unexpired:
+            problems.append(f"wallet {wallet_id} reported held {stored - due} != unexpired holds {unexpired}")
+    for (hold_id,) in db.execute(
+        """
+        SELECT h.id FROM holds h LEFT JOIN transactions t ON t.hold_id = h.id
+        GROUP BY h.id HAVING h.captured_amount <> coalesce(sum(t.amount), 0)
+        """
+    ).fetchall():
+        problems.append(f"hold {hold_id} captured_amount != sum of its captures")
     return problems
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
+from wallet_core.adapters.holds import due_held, has_due_holds, release_due_holds
 from wallet_core.adapters.tables import entries, idempotency_keys, system_accounts, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
@@ -40,6 +41,13 @@ def _wallet(row: Any) -> Wallet:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def _current_wallets():
+    """Wallets as of now: `held` without the holds that expired since the row was last written
+    (expiry is evaluated on read; no job has to run first)."""
+    columns = [column for column in wallets.c if column.name != "held"]
+    return select(*columns, (wallets.c.held - due_held()).label("held"))
 
 
 class WalletRepository:
@@ -85,12 +93,12 @@ class WalletRepository:
         return _wallet(row)
 
     def get(self, wallet_id: uuid.UUID) -> Wallet | None:
-        row = self._connection.execute(select(wallets).where(wallets.c.id == wallet_id)).one_or_none()
+        row = self._connection.execute(_current_wallets().where(wallets.c.id == wallet_id)).one_or_none()
         return _wallet(row) if row else None
 
     def get_by_external_ref(self, external_ref: str) -> Wallet | None:
         row = self._connection.execute(
-            select(wallets).where(wallets.c.external_ref == external_ref)
+            _current_wallets().where(wallets.c.external_ref == external_ref)
         ).one_or_none()
         return _wallet(row) if row else None
 
@@ -99,20 +107,29 @@ class WalletRepository:
 
     def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
         """Lock the wallets in ascending id order, so two requests touching the same pair can never
-        wait on each other crosswise. FOR NO KEY UPDATE still lets entries reference the rows."""
+        wait on each other crosswise. FOR NO KEY UPDATE still lets entries reference the rows.
+
+        Holds of these wallets that are past expires_at are released here, under the lock, so every
+        write starts from an exact `held` (one more statement, only when a wallet has due holds)."""
         ordered = sorted(set(wallet_ids))
         rows = self._connection.execute(
-            select(wallets)
+            select(*wallets.c, has_due_holds().label("has_due_holds"))
             .where(wallets.c.id.in_(ordered))
             .order_by(wallets.c.id)
-            .with_for_update(key_share=True)
+            .with_for_update(key_share=True, of=wallets)
         ).all()
-        return {row.id: _wallet(row) for row in rows}
+        locked = {row.id: _wallet(row) for row in rows}
+        due = [row.id for row in rows if row.has_due_holds]
+        for wallet_id, released in (release_due_holds(self._connection, due) if due else {}).items():
+            wallet = locked[wallet_id]
+            wallet.held, wallet.version = released.held, released.version
+            wallet.updated_at = released.updated_at
+        return locked
 
     def list_for_owner(
         self, owner_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Wallet]:
-        query = select(wallets).where(wallets.c.owner_id == owner_id)
+        query = _current_wallets().where(wallets.c.owner_id == owner_id)
         if after is not None:
             query = query.where(tuple_(wallets.c.created_at, wallets.c.id) < tuple_(*after))
         rows = self._connection.execute(

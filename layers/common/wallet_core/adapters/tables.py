@@ -90,5 +90,51 @@ idempotency_keys = Table(
     Column("completed_at", DateTime(timezone=True)),
 )
 
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("captured_amount", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reference", String(128)),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+provider_events = Table(
+    "provider_events",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("transaction_id", UUID(as_uuid=True), ForeignKey("transactions.id")),
+    Column("hold_id", UUID(as_uuid=True), ForeignKey("holds.id")),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", DateTime(timezone=True)),
+)
+
+balance_snapshots = Table(
+    "balance_snapshots",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reported_balance", BigInteger, nullable=False),
+    Column("ledger_balance", BigInteger, nullable=False),
+    Column("drift", BigInteger, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 # Tables every build of this code needs; /ready reports any that are missing.
 REQUIRED_TABLES = tuple(sorted(metadata.tables))

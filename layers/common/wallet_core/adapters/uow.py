@@ -8,6 +8,8 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from wallet_core.adapters.db import get_engine, translate_error
+from wallet_core.adapters.holds import HoldRepository
+from wallet_core.adapters.provider_events import BalanceSnapshotRepository, ProviderEventRepository
 from wallet_core.adapters.repositories import IdempotencyRepository, LedgerRepository, WalletRepository
 
 
@@ -15,6 +17,9 @@ class SqlUnitOfWork:
     wallets: WalletRepository
     ledger: LedgerRepository
     idempotency: IdempotencyRepository
+    holds: HoldRepository
+    provider_events: ProviderEventRepository
+    balance_snapshots: BalanceSnapshotRepository
 
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
@@ -32,6 +37,9 @@ class SqlUnitOfWork:
         self.wallets = WalletRepository(self._connection)
         self.ledger = LedgerRepository(self._connection)
         self.idempotency = IdempotencyRepository(self._connection)
+        self.holds = HoldRepository(self._connection)
+        self.provider_events = ProviderEventRepository(self._connection)
+        self.balance_snapshots = BalanceSnapshotRepository(self._connection)
         return self
 
     def __exit__(

@@ -116,3 +116,9 @@ class ConcurrencyConflictError(WalletServiceError):
     """A concurrent update won; the operation can be retried as a whole."""
 
     code = "concurrency_conflict"
+
+
+class AmountExceedsHoldError(WalletServiceError):
+    """The amount is larger than what remains of the hold."""
+
+    code = "amount_exceeds_hold"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from wallet_core.domain import errors
@@ -124,3 +124,62 @@ class NewTransaction:
     reverses_transaction_id: uuid.UUID | None = None
     hold_id: uuid.UUID | None = None
     created_by: str | None = None
+
+
+# A hold lives 7 days unless the caller says otherwise, and at most 30: long enough for card and
+# bank settlement, short enough that forgotten holds give the money back by themselves.
+DEFAULT_HOLD_LIFETIME = timedelta(days=7)
+MAX_HOLD_LIFETIME = timedelta(days=30)
+
+
+class HoldStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+
+
+@dataclass
+class Hold:
+    """Money reserved on a wallet: it counts in the wallet's `held` while active and unexpired.
+    `status` is as of the reading transaction's clock: a hold past expires_at reads as expired."""
+
+    id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: int
+    captured_amount: int
+    status: HoldStatus
+    reference: str | None
+    expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def remaining(self) -> int:
+        return self.amount - self.captured_amount
+
+    def ensure_active(self) -> None:
+        if self.status is not HoldStatus.ACTIVE:
+            raise errors.InvalidStateError(f"Hold {self.id} is {self.status}, not active.")
+
+    def ensure_covers(self, amount: int) -> None:
+        if amount > self.remaining:
+            raise errors.AmountExceedsHoldError(
+                f"Hold {self.id} has {self.remaining} remaining, {amount} was asked for."
+            )
+
+
+@dataclass
+class BalanceSnapshot:
+    """A provider's reported balance next to the ledger's posted balance at that moment."""
+
+    id: uuid.UUID
+    wallet_id: uuid.UUID
+    provider: str
+    event_id: str
+    currency: str
+    reported_balance: int
+    ledger_balance: int
+    drift: int
+    reported_at: datetime
+    created_at: datetime

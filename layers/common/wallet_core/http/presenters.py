@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from wallet_core.domain.models import HistoryItem, Page, Transaction, Wallet
+from wallet_core.domain.models import BalanceSnapshot, HistoryItem, Hold, Page, Transaction, Wallet
 
 
 def timestamp(value: datetime) -> str:
@@ -58,6 +58,35 @@ def history_item_resource(item: HistoryItem) -> dict[str, Any]:
         **transaction_resource(item.transaction),
         "entry_amount": item.entry_amount,
         "balance_after": item.balance_after,
+    }
+
+
+def hold_resource(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": str(hold.id),
+        "wallet_id": str(hold.wallet_id),
+        "amount": hold.amount,
+        "captured_amount": hold.captured_amount,
+        "status": hold.status.value,
+        "reference": hold.reference,
+        "expires_at": timestamp(hold.expires_at),
+        "created_at": timestamp(hold.created_at),
+        "updated_at": timestamp(hold.updated_at),
+    }
+
+
+def balance_snapshot_resource(snapshot: BalanceSnapshot) -> dict[str, Any]:
+    return {
+        "id": str(snapshot.id),
+        "wallet_id": str(snapshot.wallet_id),
+        "provider": snapshot.provider,
+        "event_id": snapshot.event_id,
+        "currency": snapshot.currency,
+        "reported_balance": snapshot.reported_balance,
+        "ledger_balance": snapshot.ledger_balance,
+        "drift": snapshot.drift,
+        "reported_at": timestamp(snapshot.reported_at),
+        "created_at": timestamp(snapshot.created_at),
     }
 
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
 from wallet_core.config import get_settings
+from wallet_core.domain.models import MAX_HOLD_LIFETIME
 from wallet_core.domain.money import MAX_AMOUNT, MIN_AMOUNT
 
 
@@ -57,3 +69,34 @@ class TransferCreateRequest(MovementRequest):
 
 class ReversalCreateRequest(_Request):
     reason: Description | None = None
+
+
+def _rfc3339_string(value: object) -> object:
+    # JSON timestamps only: no Unix numbers sneaking through pydantic's lax datetime parsing.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
+def _within_hold_lifetime(value: datetime) -> datetime:
+    now = datetime.now(UTC)
+    if value <= now:
+        raise ValueError("must be in the future")
+    if value > now + MAX_HOLD_LIFETIME:
+        raise ValueError(f"must be at most {MAX_HOLD_LIFETIME.days} days ahead")
+    return value.astimezone(UTC)
+
+
+HoldExpiry = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_within_hold_lifetime)]
+
+
+class HoldCreateRequest(_Request):
+    wallet_id: uuid.UUID
+    amount: Amount
+    reference: Reference | None = None
+    expires_at: HoldExpiry | None = None  # default: DEFAULT_HOLD_LIFETIME from now
+
+
+class HoldCaptureRequest(_Request):
+    amount: Amount | None = None  # default: all that remains
+    destination_wallet_id: uuid.UUID | None = None  # default: out of the ledger (a withdrawal)

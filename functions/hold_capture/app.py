@@ -1,0 +1,39 @@
+"""POST /v1/holds/{hold_id}/capture: take all or part of a hold, to a wallet or out of the ledger (admin)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet_core.http.api import create_app, logger, run_command
+from wallet_core.http.presenters import transaction_resource
+from wallet_core.http.schemas import HoldCaptureRequest
+from wallet_core.service import holds
+
+app = create_app()
+
+
+@app.post("/v1/holds/<hold_id>/capture")
+def hold_capture(hold_id: uuid.UUID, body: Annotated[HoldCaptureRequest | None, Body()] = None):
+    request = body or HoldCaptureRequest()
+    return run_command(
+        app,
+        lambda uow, principal: holds.capture_hold(
+            uow,
+            principal,
+            hold_id,
+            amount=request.amount,
+            destination_wallet_id=request.destination_wallet_id,
+        ),
+        status=201,
+        present=transaction_resource,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""POST /v1/holds: reserve part of a wallet's available money (admin)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet_core.http.api import create_app, logger, run_command
+from wallet_core.http.presenters import hold_resource
+from wallet_core.http.schemas import HoldCreateRequest
+from wallet_core.service import holds
+
+app = create_app()
+
+
+@app.post("/v1/holds")
+def hold_create(body: HoldCreateRequest):
+    return run_command(
+        app,
+        lambda uow, principal: holds.create_hold(
+            uow,
+            principal,
+            wallet_id=body.wallet_id,
+            amount=body.amount,
+            reference=body.reference,
+            expires_at=body.expires_at,
+        ),
+        status=201,
+        present=hold_resource,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,133 @@
+"""Provider events (the permanent record that makes each (provider, event_id) apply at most once) and
+the balance snapshots that balance.reported events leave behind."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from wallet_core.adapters.tables import balance_snapshots, provider_events, wallets
+from wallet_core.domain.models import BalanceSnapshot
+
+APPLIED = "applied"
+REJECTED = "rejected"
+
+
+class ProviderEventRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def _insert(
+        self, provider: str, event_id: str, event_type: str, payload: dict[str, Any], **values: Any
+    ) -> bool:
+        """Insert the event's row unless (provider, event_id) exists. A twin delivery that holds the
+        key uncommitted makes this wait: its commit turns ours into a duplicate, its rollback hands
+        the key over to us."""
+        inserted = self._connection.execute(
+            pg_insert(provider_events)
+            .values(
+                id=uuid.uuid4(),
+                provider=provider,
+                event_id=event_id,
+                type=event_type,
+                payload=payload,
+                received_at=func.now(),
+                **values,
+            )
+            .on_conflict_do_nothing(constraint="provider_events_provider_event_key")
+            .returning(provider_events.c.id)
+        ).one_or_none()
+        return inserted is not None
+
+    def claim(self, provider: str, event_id: str, event_type: str, payload: dict[str, Any]) -> bool:
+        """True if this transaction now owns the event (its effect follows in the same transaction);
+        False if it was already recorded: a duplicate."""
+        return self._insert(provider, event_id, event_type, payload, status=APPLIED)
+
+    def mark_applied(
+        self,
+        provider: str,
+        event_id: str,
+        *,
+        transaction_id: uuid.UUID | None,
+        hold_id: uuid.UUID | None,
+    ) -> None:
+        self._connection.execute(
+            update(provider_events)
+            .where(and_(provider_events.c.provider == provider, provider_events.c.event_id == event_id))
+            .values(transaction_id=transaction_id, hold_id=hold_id, applied_at=func.now())
+        )
+
+    def add_rejected(
+        self, provider: str, event_id: str, event_type: str, payload: dict[str, Any], reason: str
+    ) -> bool:
+        """Record an event that can never apply. False if the key was recorded first by a twin."""
+        return self._insert(provider, event_id, event_type, payload, status=REJECTED, reason=reason)
+
+
+def _snapshot(row: Any) -> BalanceSnapshot:
+    return BalanceSnapshot(
+        id=row.id,
+        wallet_id=row.wallet_id,
+        provider=row.provider,
+        event_id=row.event_id,
+        currency=row.currency,
+        reported_balance=row.reported_balance,
+        ledger_balance=row.ledger_balance,
+        drift=row.drift,
+        reported_at=row.reported_at,
+        created_at=row.created_at,
+    )
+
+
+class BalanceSnapshotRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(
+        self,
+        *,
+        wallet_id: uuid.UUID,
+        provider: str,
+        event_id: str,
+        currency: str,
+        reported_balance: int,
+        reported_at: datetime,
+    ) -> BalanceSnapshot:
+        """Read the wallet's posted balance and store the snapshot in ONE statement: the ledger
+        balance is exactly the one committed when the row was written, without blocking movements."""
+        source = select(
+            literal(uuid.uuid4()).label("id"),
+            wallets.c.id.label("wallet_id"),
+            literal(provider).label("provider"),
+            literal(event_id).label("event_id"),
+            literal(currency).label("currency"),
+            literal(reported_balance).label("reported_balance"),
+            wallets.c.balance.label("ledger_balance"),
+            (literal(reported_balance) - wallets.c.balance).label("drift"),
+            literal(reported_at).label("reported_at"),
+            func.now().label("created_at"),
+        ).where(wallets.c.id == wallet_id)
+        row = self._connection.execute(
+            balance_snapshots.insert()
+            .from_select([column.name for column in balance_snapshots.c], source)
+            .returning(*balance_snapshots.c)
+        ).one()
+        return _snapshot(row)
+
+    def list_for_wallet(
+        self, wallet_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[BalanceSnapshot]:
+        query = select(balance_snapshots).where(balance_snapshots.c.wallet_id == wallet_id)
+        if after is not None:
+            query = query.where(
+                tuple_(balance_snapshots.c.created_at, balance_snapshots.c.id) < tuple_(*after)
+            )
+        rows = self._connection.execute(
+            query.order_by(balance_snapshots.c.created_at.desc(), balance_snapshots.c.id.desc()).limit(limit)
+        ).all()
+        return [_snapshot(row) for row in rows]

@@ -1,0 +1,225 @@
+"""Provider events: each (provider, event_id) applies at most once, forever.
+
+The event's row is claimed (INSERT ... ON CONFLICT DO NOTHING) in the same transaction as its
+effect, so a duplicate, even one racing its twin, is acknowledged with no second effect. What a
+caller does with an event follows from how it ends:
+
+- applied or duplicate: acknowledged;
+- a business rule says it can never apply (currency mismatch, capture above the hold, hold no
+  longer active, wallet closed...): rolled back, recorded as rejected with the reason, acknowledged;
+- it may apply later (the wallet or hold it names does not exist yet) or the database failed:
+  rolled back and raised, so the queue delivers it again (and dead-letters it in the end).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from wallet_core.adapters.provider_events import BalanceSnapshotRepository, ProviderEventRepository
+from wallet_core.domain import errors
+from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, Wallet
+from wallet_core.domain.principal import ADMIN_SCOPE, Principal
+from wallet_core.service import holds, ledger
+from wallet_core.service.access import require_admin
+from wallet_core.service.holds import HoldUnitOfWork
+from wallet_core.service.pagination import decode_cursor, encode_cursor
+
+MAX_ATTEMPTS = 5
+
+
+class IngestionUnitOfWork(HoldUnitOfWork, Protocol):
+    provider_events: ProviderEventRepository
+    balance_snapshots: BalanceSnapshotRepository
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    """What identifies and records an event, whatever its type (payload is the message as parsed)."""
+
+    provider: str
+    event_id: str
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WalletRef:
+    """A wallet named by id or by the provider-side external_ref (exactly one is set)."""
+
+    wallet_id: uuid.UUID | None = None
+    external_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class Effect:
+    transaction: Transaction | None = None
+    hold_id: uuid.UUID | None = None
+    snapshot: BalanceSnapshot | None = None
+
+
+class Disposition(enum.StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class IngestionResult:
+    disposition: Disposition
+    effect: Effect = field(default_factory=Effect)
+    reason: str | None = None
+
+
+EventEffect = Callable[[IngestionUnitOfWork, Principal], Effect]
+
+# Errors that say nothing final about the event: it is delivered again. NotFoundError is "not yet":
+# events can arrive before the wallet or hold they refer to.
+_RETRY_LATER = (errors.NotFoundError, errors.ConcurrencyConflictError, errors.ServiceUnavailableError)
+
+
+def provider_principal(provider: str) -> Principal:
+    """Events are trusted back-end input: they act as an admin named after their provider."""
+    return Principal(subject=f"provider:{provider}", scopes=frozenset({ADMIN_SCOPE}))
+
+
+def ingest(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:
+    """Apply the event once. Deadlocks roll the attempt back and run it again."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return _attempt(uow, receipt, effect)
+        except errors.ConcurrencyConflictError:
+            if attempt == MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _attempt(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:
+    with uow:
+        if not uow.provider_events.claim(receipt.provider, receipt.event_id, receipt.type, receipt.payload):
+            return IngestionResult(Disposition.DUPLICATE)
+        try:
+            applied = effect(uow, provider_principal(receipt.provider))
+        except _RETRY_LATER:
+            raise  # leaving the block rolls back the claim too
+        except errors.WalletServiceError as error:
+            rejection = error
+        else:
+            uow.provider_events.mark_applied(
+                receipt.provider,
+                receipt.event_id,
+                transaction_id=applied.transaction.id if applied.transaction else None,
+                hold_id=applied.hold_id,
+            )
+            uow.commit()
+            return IngestionResult(Disposition.APPLIED, applied)
+    return reject(uow, receipt, f"{rejection.code}: {rejection.detail}")
+
+
+def reject(uow: IngestionUnitOfWork, receipt: EventReceipt, reason: str) -> IngestionResult:
+    """Record an event that can never apply. If a twin delivery recorded the key first, its outcome
+    stands and this one is a duplicate."""
+    with uow:
+        recorded = uow.provider_events.add_rejected(
+            receipt.provider, receipt.event_id, receipt.type, receipt.payload, reason
+        )
+        uow.commit()
+    if not recorded:
+        return IngestionResult(Disposition.DUPLICATE)
+    return IngestionResult(Disposition.REJECTED, reason=reason)
+
+
+def _resolve(uow: IngestionUnitOfWork, ref: WalletRef) -> Wallet:
+    wallet = (
+        uow.wallets.get(ref.wallet_id)
+        if ref.wallet_id is not None
+        else uow.wallets.get_by_external_ref(ref.external_ref or "")
+    )
+    if wallet is None:
+        named = ref.wallet_id if ref.wallet_id is not None else f"with external_ref {ref.external_ref!r}"
+        raise errors.NotFoundError(f"Wallet {named} was not found (yet).")
+    return wallet
+
+
+# The effects, one per event type. Each reuses the API's use case, so the ledger rules are one.
+
+
+def settle_deposit(
+    uow: IngestionUnitOfWork,
+    principal: Principal,
+    *,
+    wallet: WalletRef,
+    amount: int,
+    currency: str,
+    memo: ledger.Memo,
+) -> Effect:
+    target = _resolve(uow, wallet)
+    target.ensure_currency(currency)  # a wallet's currency never changes: no lock needed to check it
+    return Effect(transaction=ledger.credit_wallet(uow, principal, target.id, amount, memo))
+
+
+def settle_withdrawal(
+    uow: IngestionUnitOfWork,
+    principal: Principal,
+    *,
+    hold_id: uuid.UUID,
+    amount: int | None,
+    currency: str | None = None,
+) -> Effect:
+    if currency is not None:
+        hold = uow.holds.get(hold_id)
+        if hold is None:
+            raise errors.NotFoundError(f"Hold {hold_id} was not found (yet).")
+        _resolve(uow, WalletRef(wallet_id=hold.wallet_id)).ensure_currency(currency)
+    transaction = holds.capture_hold(uow, principal, hold_id, amount=amount)
+    return Effect(transaction=transaction, hold_id=hold_id)
+
+
+def fail_withdrawal(uow: IngestionUnitOfWork, principal: Principal, *, hold_id: uuid.UUID) -> Effect:
+    return Effect(hold_id=holds.void_hold(uow, principal, hold_id).id)
+
+
+def report_balance(
+    uow: IngestionUnitOfWork,
+    principal: Principal,
+    *,
+    receipt: EventReceipt,
+    wallet: WalletRef,
+    balance: int,
+    currency: str,
+    reported_at: datetime,
+) -> Effect:
+    target = _resolve(uow, wallet)
+    target.ensure_currency(currency)
+    snapshot = uow.balance_snapshots.add(
+        wallet_id=target.id,
+        provider=receipt.provider,
+        event_id=receipt.event_id,
+        currency=currency,
+        reported_balance=balance,
+        reported_at=reported_at,
+    )
+    return Effect(snapshot=snapshot)
+
+
+def list_balance_snapshots(
+    uow: IngestionUnitOfWork, principal: Principal, wallet_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page:
+    require_admin(principal)
+    if uow.wallets.get(wallet_id) is None:
+        raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
+    position = decode_cursor(cursor, 2)
+    after = None
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
+        except (TypeError, ValueError) as exc:
+            raise errors.ValidationError("The cursor is not valid.") from exc
+    found = uow.balance_snapshots.list_for_wallet(wallet_id, limit=limit + 1, after=after)
+    items, more = found[:limit], len(found) > limit
+    next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)]) if more else None
+    return Page(items=items, next_cursor=next_cursor)

@@ -1,0 +1,142 @@
+"""The ingestion queue's consumer: one record = one database transaction; a record that may apply
+later (or met a database failure) is reported in batchItemFailures so SQS delivers it again, and
+one bad record never fails the rest of its batch."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from wallet_core.adapters.uow import SqlUnitOfWork
+from wallet_core.domain import errors
+from wallet_core.service import ingestion
+from wallet_core.service.ingestion import Disposition, EventEffect, IngestionResult, WalletRef
+from wallet_core.service.ledger import Memo
+from wallet_core.sqs.schemas import (
+    BalanceReported,
+    DepositSettled,
+    Invalid,
+    Unkeyed,
+    Valid,
+    WithdrawalFailed,
+    WithdrawalSettled,
+    parse_message,
+)
+
+DEFAULT_METRICS_NAMESPACE = "Wallet"
+DRIFT_METRIC = "BalanceDrift"
+
+logger = Logger()
+
+
+@functools.cache
+def get_metrics() -> Metrics:
+    # Created on first use, not at import: the namespace comes from the environment.
+    return Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE)
+
+
+def ingest_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    # Even a batch in which every record must be retried is answered with its item failures
+    # (not an exception): SQS acts the same and the function's error metric stays for real faults.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    try:
+        return process_partial_response(
+            event=event, record_handler=handle_record, processor=processor, context=context
+        )
+    finally:
+        metrics = get_metrics()
+        if metrics.metric_set:
+            metrics.flush_metrics()
+
+
+def effect_of(message: Valid) -> EventEffect:
+    event = message.event
+    match event:
+        case DepositSettled():
+            memo = Memo(
+                reference=event.reference,
+                description=f"deposit.settled from {event.provider}",
+                metadata={"provider": event.provider, "event_id": event.event_id},
+            )
+            return lambda uow, principal: ingestion.settle_deposit(
+                uow,
+                principal,
+                wallet=WalletRef(event.wallet_id, event.external_ref),
+                amount=event.amount,
+                currency=event.currency,
+                memo=memo,
+            )
+        case WithdrawalSettled():
+            return lambda uow, principal: ingestion.settle_withdrawal(
+                uow, principal, hold_id=event.hold_id, amount=event.amount, currency=event.currency
+            )
+        case WithdrawalFailed():
+            return lambda uow, principal: ingestion.fail_withdrawal(uow, principal, hold_id=event.hold_id)
+        case BalanceReported():
+            return lambda uow, principal: ingestion.report_balance(
+                uow,
+                principal,
+                receipt=message.receipt,
+                wallet=WalletRef(event.wallet_id, event.external_ref),
+                balance=event.balance,
+                currency=event.currency,
+                reported_at=event.occurred_at,
+            )
+    raise AssertionError(f"no effect for {type(event).__name__}")  # pragma: no cover
+
+
+def handle_record(record: SQSRecord) -> None:
+    message = parse_message(record.body)
+    if isinstance(message, Unkeyed):
+        # Nothing to key a rejection on: retrying cannot help and there is no row to write.
+        logger.error(
+            "provider event acknowledged without a record",
+            extra={"message_id": record.message_id, "reason": message.reason},
+        )
+        return
+    receipt = message.receipt
+    context = {"provider": receipt.provider, "event_id": receipt.event_id, "event_type": receipt.type}
+    try:
+        if isinstance(message, Invalid):
+            result = ingestion.reject(SqlUnitOfWork(), receipt, message.reason)
+        else:
+            result = ingestion.ingest(SqlUnitOfWork(), receipt, effect_of(message))
+    except errors.NotFoundError as error:
+        logger.info(
+            "provider event not applicable yet, left for redelivery",
+            extra={**context, "reason": error.detail},
+        )
+        raise
+    except (errors.ServiceUnavailableError, errors.ConcurrencyConflictError):
+        logger.warning("provider event hit a transient failure, left for redelivery", extra=context)
+        raise
+    _report(result, context)
+
+
+def _report(result: IngestionResult, context: dict[str, str]) -> None:
+    if result.disposition is Disposition.REJECTED:
+        logger.warning("provider event rejected", extra={**context, "reason": result.reason})
+    else:
+        logger.info(f"provider event {result.disposition}", extra=context)
+    snapshot = result.effect.snapshot
+    if snapshot is None:
+        return
+    # Emitted for every report (zeros prove reconciliation runs); alarm on its Maximum > 0.
+    get_metrics().add_metric(name=DRIFT_METRIC, unit=MetricUnit.Count, value=abs(snapshot.drift))
+    if snapshot.drift != 0:
+        logger.warning(
+            "provider balance differs from the ledger",
+            extra={
+                **context,
+                "wallet_id": str(snapshot.wallet_id),
+                "reported_balance": snapshot.reported_balance,
+                "ledger_balance": snapshot.ledger_balance,
+                "drift": snapshot.drift,
+            },
+        )

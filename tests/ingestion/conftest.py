@@ -1,0 +1,88 @@
+"""Delivering provider events to the real ingestion handler, as SQS (via Lambda) would."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.support.lambda_runtime import FakeLambdaContext, load_handler, sample_event
+
+
+def event_body(event_type: str, provider: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": fields.pop("event_id", f"evt-{uuid.uuid4()}"),
+        "provider": provider,
+        "type": event_type,
+        "occurred_at": fields.pop("occurred_at", datetime.now(UTC).isoformat().replace("+00:00", "Z")),
+        **fields,
+    }
+
+
+def sqs_event(bodies: Iterable[dict[str, Any] | str]) -> dict[str, Any]:
+    """An SQS event in Lambda's shape, built on the sample record in events/."""
+    template = sample_event("sqs_deposit_settled")["Records"][0]
+    records = []
+    for body in bodies:
+        raw = body if isinstance(body, str) else json.dumps(body)
+        record = copy.deepcopy(template)
+        record.update(
+            messageId=str(uuid.uuid4()),
+            receiptHandle=f"handle-{uuid.uuid4()}",
+            body=raw,
+            md5OfBody=hashlib.md5(raw.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
+        )
+        records.append(record)
+    return {"Records": records}
+
+
+class Ingestion:
+    """Invokes functions/ingest_events with a batch; returns the message ids SQS would retry."""
+
+    def __init__(self) -> None:
+        self.provider = f"acme-{uuid.uuid4().hex[:8]}"  # every test has its own event key space
+
+    def body(self, event_type: str, **fields: Any) -> dict[str, Any]:
+        return event_body(event_type, self.provider, **fields)
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        handler = load_handler("functions/ingest_events")
+        return handler(event, FakeLambdaContext(function_name="ingest_events"))
+
+    def deliver(self, *bodies: dict[str, Any] | str) -> list[str]:
+        """Deliver one batch; the failed bodies' positions are returned as message ids."""
+        event = sqs_event(bodies)
+        response = self.invoke(event)
+        return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+    def deliver_and_index(self, *bodies: dict[str, Any] | str) -> list[int]:
+        """Like deliver, but answers with the positions of the records SQS would retry."""
+        event = sqs_event(bodies)
+        position = {record["messageId"]: index for index, record in enumerate(event["Records"])}
+        response = self.invoke(event)
+        return sorted(position[failure["itemIdentifier"]] for failure in response["batchItemFailures"])
+
+
+@pytest.fixture
+def ingestion(database_url: str) -> Ingestion:
+    return Ingestion()
+
+
+@pytest.fixture
+def recorded(db):
+    """The provider_events row of (provider, event_id): (status, reason, transaction_id, hold_id)."""
+
+    def lookup(provider: str, event_id: str):
+        return db.execute(
+            "SELECT status, reason, transaction_id, hold_id FROM provider_events"
+            " WHERE provider = %s AND event_id = %s",
+            (provider, event_id),
+        ).fetchone()
+
+    return lookup
