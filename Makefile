@@ -15,7 +15,7 @@ help:
 	@echo "make lint        ruff check, ruff format --check, bandit"
 	@echo "make bench       pgbench vs. the transfer handler, side by side"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
-	@echo "make send-event FILE=events/sqs_deposit_settled.json"
+	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -42,7 +42,7 @@ invoke: $(STAMP)
 	$(BIN)/python -m tools.local_runtime invoke $(FN) --event $(EVENT)
 
 send-event: $(STAMP)
-	$(BIN)/python -m tools.local_runtime send-event $(FILE)
+	$(BIN)/python -m tools.local_runtime send-event $(FILE) $(if $(QUEUE),--queue $(QUEUE))
 
 migrate: $(STAMP)
 	$(BIN)/python -m tools.local_runtime migrate

@@ -1,0 +1,142 @@
+"""`python -m tools.local_runtime run` as a newcomer uses it: real template, real handlers, a fresh
+database, real HTTP with the tokens from the banner, then Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tools import pgserver
+
+ROOT = Path(__file__).resolve().parents[2]
+START_DEADLINE = 120
+
+pytestmark = pytest.mark.slow
+
+
+class Output:
+    """Collects the subprocess's stdout on a thread, so waiting never blocks on a pipe."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line.rstrip("\n"))
+
+    def value(self, prefix: str) -> str | None:
+        return next((line[len(prefix) :] for line in self.lines if line.startswith(prefix)), None)
+
+
+def call(base: str, method: str, path: str, token: str | None = None, body=None):
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if method == "POST":
+        headers["Idempotency-Key"] = str(uuid.uuid4())
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(params=["database_url", "embedded"])
+def database_env(request) -> dict[str, str]:
+    """A fresh database named by DATABASE_URL, or none: then `run` starts (and must stop) its own
+    persistent embedded server in the state directory."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if request.param == "database_url":
+        env["DATABASE_URL"] = request.getfixturevalue("postgres_server").create_database("wallet_local_e2e")
+    return env
+
+
+def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_path):
+    port = pgserver.free_port()
+    state = tmp_path / "state"
+    env = {**database_env, "LOCAL_RUNTIME_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.local_runtime", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    output = Output(process.stdout)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_DEADLINE
+        while output.value("export ADMIN_TOKEN=") is None and time.monotonic() < deadline:
+            assert process.poll() is None, "\n".join(output.lines)
+            time.sleep(0.1)
+        user, admin = output.value("export USER_TOKEN="), output.value("export ADMIN_TOKEN=")
+        assert user, "\n".join(output.lines)
+        assert admin, "\n".join(output.lines)
+        assert any("migrations  ok" in line for line in output.lines), "\n".join(output.lines)
+
+        status, health = call(base, "GET", "/health")
+        assert (status, health["status"], health["database"]) == (200, "ok", "ok")
+        runtime = json.loads((state / "runtime.json").read_text())
+        assert runtime["api_url"] == base
+
+        assert call(base, "GET", "/v1/wallets")[0] == 401
+        status, mine = call(base, "POST", "/v1/wallets", user, {"currency": "USD"})
+        assert (status, mine["owner_id"]) == (201, "user-1")
+        status, theirs = call(base, "POST", "/v1/wallets", admin, {"currency": "USD", "owner_id": "user-2"})
+        assert (status, theirs["owner_id"]) == (201, "user-2")
+        status, _ = call(base, "POST", f"/v1/wallets/{mine['id']}/credits", admin, {"amount": 1000})
+        assert status == 201
+        status, transfer = call(
+            base,
+            "POST",
+            "/v1/transfers",
+            user,
+            {
+                "source_wallet_id": mine["id"],
+                "destination_wallet_id": theirs["id"],
+                "amount": 250,
+                "currency": "USD",
+            },
+        )
+        assert (status, transfer["kind"], transfer["amount"]) == (201, "transfer", 250)
+        assert call(base, "GET", f"/v1/wallets/{mine['id']}", user)[1]["balance"] == 750
+        assert call(base, "GET", f"/v1/wallets/{theirs['id']}", admin)[1]["balance"] == 250
+        assert call(base, "GET", f"/v1/wallets/{theirs['id']}", user)[0] == 404  # not visible to user-1
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail("the local runtime did not stop on SIGINT")
+    assert process.returncode == 0
+    assert port_is_free(port)
+    assert not (state / "runtime.json").exists()
+    assert output.lines[-1] == "stopped."
+    if "DATABASE_URL" not in database_env:
+        # The embedded server was stopped through pg_ctl (its pid file goes with it); data is kept.
+        assert not (state / "pgdata" / "postmaster.pid").exists()
+        assert (state / "pgdata" / "PG_VERSION").exists()

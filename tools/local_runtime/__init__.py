@@ -1,0 +1,1 @@
+"""Local runtime driven by template.yaml: `python -m tools.local_runtime --help`."""

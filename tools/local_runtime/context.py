@@ -1,0 +1,150 @@
+"""Lambda's side of an invocation: the context object, the handler import, the environment.
+
+Every function lives in one process here (no containers). Consequences, documented in the README:
+one os.environ for all functions (the union of their variables), one copy of the shared layer's
+module-level caches, and modules imported under unique names because every handler file is app.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from tools.local_runtime.template import ACCOUNT_ID, REGION, Function, Template
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers use."""
+
+    function_name: str
+    timeout_seconds: float = 3.0
+    memory_limit_in_mb: int = 128
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    client_context: Any = None
+    identity: Any = None
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"{time.strftime('%Y/%m/%d')}/[$LATEST]local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+    @classmethod
+    def for_function(cls, function: Function) -> LambdaContext:
+        return cls(
+            function_name=function.name,
+            timeout_seconds=float(function.timeout),
+            memory_limit_in_mb=function.memory_size,
+        )
+
+
+def module_name_for(function: Function) -> str:
+    # Unique per function and file: functions/a/app.py and functions/b/app.py must not share
+    # sys.modules["app"] (and two templates in one test session must not share a module either).
+    digest = hashlib.sha256(str(function.module_path).encode()).hexdigest()[:10]
+    return f"_local_lambda_{function.logical_id}_{digest}"
+
+
+def add_to_path(*dirs: Path) -> None:
+    for directory in dirs:
+        if str(directory) not in sys.path:
+            sys.path.append(str(directory))
+
+
+class FunctionHost:
+    """Loads handlers lazily (a first invocation is a cold start, as in Lambda) and runs at most one
+    invocation per function at a time: a Lambda container never runs two events at once, and the
+    handlers keep per-request state on module-level objects (the resolver's current_event)."""
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.functions = template.functions()
+        self._handlers: dict[str, Handler] = {}
+        self._locks = {logical_id: threading.Lock() for logical_id in self.functions}
+        self._import_lock = threading.Lock()
+        add_to_path(*template.layer_dirs())
+
+    def function(self, logical_id: str) -> Function:
+        if logical_id not in self.functions:
+            known = ", ".join(sorted(self.functions)) or "none"
+            raise KeyError(f"unknown function {logical_id!r} (known: {known})")
+        return self.functions[logical_id]
+
+    def handler(self, logical_id: str) -> Handler:
+        with self._import_lock:
+            if logical_id not in self._handlers:
+                self._handlers[logical_id] = load_handler(self.function(logical_id))
+            return self._handlers[logical_id]
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Run the handler; exceptions propagate (callers map them as Lambda's caller would)."""
+        function = self.function(logical_id)
+        handler = self.handler(logical_id)
+        with self._locks[logical_id]:
+            return handler(event, LambdaContext.for_function(function))
+
+
+def load_handler(function: Function) -> Handler:
+    path = function.module_path
+    if not path.is_file():
+        raise FileNotFoundError(f"{function.logical_id}: handler module {path} does not exist")
+    # Lambda puts the function's code root first on sys.path (/var/task): sibling modules of the
+    # handler (migrations/runner.py) must import. Appended so the layer still wins for shared names.
+    add_to_path(function.code_uri)
+    name = module_name_for(function)
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]  # a failed import must not leave a half-initialised module behind
+            raise
+    return _attribute(module, function)
+
+
+def _attribute(module: ModuleType, function: Function) -> Handler:
+    handler = getattr(module, function.handler_attribute, None)
+    if not callable(handler):
+        raise AttributeError(f"{function.module_path} has no callable {function.handler_attribute!r}")
+    return handler
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """What Lambda returns for an unhandled exception (what `sam local invoke` prints)."""
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_tb(exc.__traceback__),
+    }
