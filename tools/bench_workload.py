@@ -1,0 +1,304 @@
+"""The transfer side of `make bench`: database preparation and the worker processes.
+
+Every worker is one "Lambda container": its own interpreter (multiprocessing 'spawn'), the real
+functions/transfer_create/app.py loaded by file path, its own engine with pool_size 1, and one
+request at a time. The parent talks to each worker over a pipe: ("run", scenario, start, end) and
+("stop",). Nothing here imports the layer in the parent process: migrations, seeding and the load
+all run in spawned children, so the parent's caches (settings, engine) stay untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER_DIR = ROOT / "layers" / "common"
+TRANSFER_DIR = ROOT / "functions" / "transfer_create"
+MIGRATIONS_DIR = ROOT / "migrations"
+EVENT_TEMPLATE = ROOT / "events" / "_apigw_v2_template.json"
+
+OWNER = "bench-user"
+CLAIMS = {"sub": OWNER, "scope": "wallet:read"}
+CURRENCY = "USD"
+WALLET_FUNDS = 10**9  # minor units per ordinary wallet: small transfers never exhaust it
+HOT_WALLET_FUNDS = 10**12
+MAX_TRANSFER = 100
+
+UNIFORM = "uniform"
+HOT = "hot"
+
+
+def _add_to_path(*dirs: Path) -> None:
+    for directory in dirs:
+        if str(directory) not in sys.path:
+            sys.path.append(str(directory))
+
+
+def load_module(path: Path, name: str) -> Any:
+    """Import a function's app.py by file path, as Lambda does (every function's module is app.py)."""
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeContext:
+    """The parts of a Lambda context the handlers and Powertools read."""
+
+    function_name: str = "TransferCreateFunction"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TransferCreateFunction"
+    log_group_name: str = "/aws/lambda/TransferCreateFunction"
+    log_stream_name: str = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 15_000
+
+
+class TransferEvents:
+    """API Gateway HTTP API v2 events for POST /v1/transfers, built on the shared sample event."""
+
+    def __init__(self) -> None:
+        template = json.loads(EVENT_TEMPLATE.read_text())
+        template["rawPath"] = "/v1/transfers"
+        template["routeKey"] = "POST /v1/transfers"
+        template["requestContext"]["http"].update(method="POST", path="/v1/transfers")
+        template["requestContext"]["routeKey"] = "POST /v1/transfers"
+        template["requestContext"]["authorizer"] = {"jwt": {"claims": CLAIMS, "scopes": None}}
+        self._template = template
+
+    def transfer(self, source: str, destination: str, amount: int) -> dict[str, Any]:
+        event = copy.copy(self._template)
+        context = copy.copy(event["requestContext"])
+        context["requestId"] = str(uuid.uuid4())
+        event["requestContext"] = context
+        event["headers"] = {
+            **self._template["headers"],
+            "content-type": "application/json",
+            "idempotency-key": str(uuid.uuid4()),
+        }
+        event["body"] = json.dumps(
+            {
+                "source_wallet_id": source,
+                "destination_wallet_id": destination,
+                "amount": amount,
+                "currency": CURRENCY,
+            }
+        )
+        return event
+
+
+def pick_pair(rng: random.Random, wallet_count: int, scenario: str) -> tuple[int, int]:
+    """Indices of (source, destination): random distinct wallets, or wallet #0 on one side."""
+    if scenario == HOT:
+        other = rng.randrange(1, wallet_count)
+        return (0, other) if rng.random() < 0.5 else (other, 0)
+    source, destination = rng.sample(range(wallet_count), 2)
+    return source, destination
+
+
+# ---------------------------------------------------------------------------------------------
+# Database preparation (runs in a spawned child)
+
+
+def prepare_database(database_url: str, wallet_count: int, reply: Connection) -> None:
+    """Migrate with the migration function's own handler, then create and fund the wallets in SQL:
+    each wallet gets a credit transaction with its two balanced entries, as the credit handler would
+    write it (a thousand credits through the handler would cost seconds and measure nothing)."""
+    try:
+        os.environ["DATABASE_URL"] = database_url
+        _add_to_path(LAYER_DIR, MIGRATIONS_DIR)
+        # Its logger binds sys.stdout when the module loads: silence its JSON line from there on.
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            migrations = load_module(MIGRATIONS_DIR / "app.py", "bench_migrations_app")
+            result = migrations.handler({"action": "upgrade"}, FakeContext(function_name="migrate"))
+        if result.get("status") != "ok":
+            raise RuntimeError(f"migration failed: {result}")
+
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        from wallet_core.adapters.repositories import system_account_id
+
+        libpq = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(libpq) as conn:
+            conn.execute(
+                "INSERT INTO system_accounts (id, currency, created_at) VALUES (%s, %s, now()) "
+                "ON CONFLICT DO NOTHING",
+                (system_account_id(CURRENCY), CURRENCY),
+            )
+            conn.execute(
+                """
+                CREATE TEMP TABLE seed ON COMMIT DROP AS
+                SELECT n, gen_random_uuid() AS wallet_id, gen_random_uuid() AS transaction_id,
+                       CASE WHEN n = 0 THEN %s ELSE %s END::bigint AS amount
+                FROM generate_series(0, %s - 1) AS n
+                """,
+                (HOT_WALLET_FUNDS, WALLET_FUNDS, wallet_count),
+            )
+            conn.execute(
+                """
+                INSERT INTO wallets (id, owner_id, currency, status, balance, held, version, metadata,
+                                     created_at, updated_at)
+                SELECT wallet_id, %s, %s, 'active', amount, 0, 2, '{}'::jsonb, now(), now() FROM seed
+                """,
+                (OWNER, CURRENCY),
+            )
+            conn.execute(
+                """
+                INSERT INTO transactions (id, kind, status, amount, currency, destination_wallet_id,
+                                          metadata, created_by, created_at)
+                SELECT transaction_id, 'credit', 'posted', amount, %s, wallet_id, '{}'::jsonb,
+                       'bench-seed', now()
+                FROM seed
+                """,
+                (CURRENCY,),
+            )
+            conn.execute(
+                """
+                INSERT INTO entries (transaction_id, wallet_id, system_account_id, currency, amount,
+                                     balance_after, wallet_version, created_at)
+                SELECT transaction_id, wallet_id, NULL, %s, amount, amount, 2, now() FROM seed
+                UNION ALL
+                SELECT transaction_id, NULL, %s, %s, -amount, NULL, NULL, now() FROM seed
+                """,
+                (CURRENCY, system_account_id(CURRENCY), CURRENCY),
+            )
+            ids = [str(row[0]) for row in conn.execute("SELECT wallet_id FROM seed ORDER BY n")]
+        with psycopg.connect(libpq, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        reply.send(("ok", ids))
+    except BaseException as exc:
+        reply.send(("error", f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+LEDGER_CHECK_SQL = """
+SELECT
+  (SELECT coalesce(sum(amount), 0) FROM entries) AS entries_total,
+  (SELECT count(*) FROM wallets w
+     WHERE w.balance <> (SELECT coalesce(sum(e.amount), 0) FROM entries e WHERE e.wallet_id = w.id)
+  ) AS wallets_off,
+  (SELECT count(*) FROM wallets WHERE balance - held < 0) AS wallets_negative,
+  (SELECT count(*) FROM transactions WHERE kind = 'transfer') AS transfers
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    statuses: Counter = field(default_factory=Counter)
+    ok: int = 0  # 201s completed inside the window
+    latencies_ms: list[float] = field(default_factory=list)  # handler call only, 201s in window
+    cpu_seconds: float = 0.0  # this process's CPU inside the window
+    problems: dict[int, str] = field(default_factory=dict)  # one sample body per non-201 status
+
+
+def _problem_sample(result: dict[str, Any]) -> str:
+    body = result.get("body") or ""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body[:200]
+    if isinstance(parsed, dict):
+        return str(parsed.get("code") or parsed.get("title") or parsed)[:200]
+    return str(parsed)[:200]
+
+
+def run_window(
+    handler: Any,
+    events: TransferEvents,
+    wallet_ids: list[str],
+    scenario: str,
+    start: float,
+    end: float,
+    rng: random.Random,
+) -> RunResult:
+    """Call the handler back to back from `start` to `end` (time.monotonic, system-wide on Linux)."""
+    result = RunResult(scenario=scenario)
+    with contextlib.suppress(ValueError):
+        time.sleep(max(0.0, start - time.monotonic()))
+    cpu_start = time.process_time()
+    count = len(wallet_ids)
+    while True:
+        source, destination = pick_pair(rng, count, scenario)
+        event = events.transfer(wallet_ids[source], wallet_ids[destination], rng.randint(1, MAX_TRANSFER))
+        began = time.monotonic()
+        if began >= end:
+            break
+        response = handler(event, FakeContext())
+        finished = time.monotonic()
+        status = response["statusCode"]
+        if finished > end:
+            break  # completed after the window closed: not counted, like pgbench
+        result.statuses[status] += 1
+        if status == 201:
+            result.ok += 1
+            result.latencies_ms.append((finished - began) * 1000)
+        elif status not in result.problems:
+            result.problems[status] = _problem_sample(response)
+    result.cpu_seconds = time.process_time() - cpu_start
+    return result
+
+
+def worker_main(index: int, database_url: str, wallet_ids: list[str], channel: Connection) -> None:
+    """One container: cold import, one warm-up request, then windows of load on command."""
+    try:
+        os.environ.update(
+            {
+                "DATABASE_URL": database_url,
+                "DB_POOL_SIZE": "1",
+                "POWERTOOLS_SERVICE_NAME": "wallet",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            }
+        )
+        # Lambda ships stdout to CloudWatch; here error logs would only scroll the table away.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # closed with the process
+        _add_to_path(LAYER_DIR, TRANSFER_DIR)
+        began = time.perf_counter()
+        handler = load_module(TRANSFER_DIR / "app.py", "bench_transfer_create_app").handler
+        import_seconds = time.perf_counter() - began
+        events = TransferEvents()
+        rng = random.Random(index * 7919 + os.getpid())  # nosec B311  # load generator, not crypto
+        source, destination = pick_pair(rng, len(wallet_ids), UNIFORM)
+        began = time.perf_counter()
+        first = handler(events.transfer(wallet_ids[source], wallet_ids[destination], 1), FakeContext())
+        first_seconds = time.perf_counter() - began
+        channel.send(("ready", import_seconds, first_seconds, first["statusCode"], _problem_sample(first)))
+        while True:
+            command = channel.recv()
+            if command[0] == "stop":
+                break
+            _, scenario, start, end = command
+            channel.send(("result", run_window(handler, events, wallet_ids, scenario, start, end, rng)))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass  # Ctrl-C reaches the whole process group; the parent cleans up
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            channel.send(("error", f"worker {index}: {type(exc).__name__}: {exc}"))
+        raise
