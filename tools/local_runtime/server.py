@@ -148,3 +148,5 @@ def configure_logging(verbose: bool = False) -> None:
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     logging.getLogger("botocore").setLevel(logging.WARNING)
+    if not verbose:  # the banner says which revision is applied; Alembic's step-by-step is noise
+        logging.getLogger("alembic").setLevel(logging.WARNING)
