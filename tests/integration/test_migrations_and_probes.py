@@ -6,6 +6,7 @@ import threading
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 import runner
@@ -116,7 +117,7 @@ def test_health_and_ready_are_ok_at_head(database_url):
     assert (ready.status, ready.body["status"], ready.body["schema_revision"]) == (200, "ready", SCHEMA_HEAD)
 
 
-def test_ready_is_503_while_the_schema_is_behind(empty_database, pointed_at):
+def test_ready_is_503_unless_the_schema_is_at_head(empty_database, pointed_at):
     pointed_at(empty_database)
 
     unmigrated = _probe("ready")
@@ -125,12 +126,16 @@ def test_ready_is_503_while_the_schema_is_behind(empty_database, pointed_at):
         connection.execute("UPDATE alembic_version SET version_num = '0000'")
     behind = _probe("ready")
     with psycopg.connect(_libpq(empty_database)) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    ahead = _probe("ready")
+    with psycopg.connect(_libpq(empty_database)) as connection:
         connection.execute("UPDATE alembic_version SET version_num = %s", (SCHEMA_HEAD,))
         connection.execute("DROP TABLE idempotency_keys")
     missing = _probe("ready")
 
     assert (unmigrated.status, unmigrated.body["reason"]) == (503, "missing_tables")
     assert (behind.status, behind.body["reason"]) == (503, "schema_behind")
+    assert (ahead.status, ahead.body["reason"]) == (503, "schema_ahead")
     assert (missing.status, missing.body["missing_tables"]) == (503, ["idempotency_keys"])
 
 
@@ -180,3 +185,12 @@ def test_version_reports_the_build_and_no_secrets(monkeypatch, pointed_at):
         "schema_head": SCHEMA_HEAD,
     }
     assert "s3cret" not in result.raw_body
+
+
+def test_revision_ids_are_zero_padded_sequence_numbers_so_ready_can_order_them():
+    ids = [
+        script.revision for script in ScriptDirectory.from_config(runner.alembic_config()).walk_revisions()
+    ]
+    ordered = sorted(ids)
+    assert ordered == [f"{n:04d}" for n in range(1, len(ids) + 1)]
+    assert ordered[-1] == SCHEMA_HEAD

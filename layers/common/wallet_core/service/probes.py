@@ -36,10 +36,12 @@ def readiness(inspect: SchemaInspector) -> tuple[int, dict[str, Any]]:
     if missing:
         return 503, {**body, "status": "not_ready", "reason": "missing_tables", "missing_tables": missing}
     if revision != SCHEMA_HEAD:
-        # Behind: migrations have not run yet. Ahead: a newer build migrated; this one must not serve.
-        reason = "schema_unknown" if revision is None else "schema_mismatch"
-        if revision is not None and revision < SCHEMA_HEAD:
-            reason = "schema_behind"
+        # Behind: migrations have not run yet. Ahead: a newer build migrated (revision ids are
+        # zero-padded sequence numbers, so they compare as strings; a test keeps them that way).
+        if revision is None:
+            reason = "schema_unknown"
+        else:
+            reason = "schema_behind" if revision < SCHEMA_HEAD else "schema_ahead"
         return 503, {**body, "status": "not_ready", "reason": reason}
     return 200, {**body, "status": "ready"}
 
