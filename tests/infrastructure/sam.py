@@ -1,0 +1,269 @@
+"""Translate template.yaml exactly as the AWS::Serverless transform does (samtranslator, offline),
+and the checks the infrastructure tests apply to the resulting CloudFormation.
+
+Each check returns a list of problems (empty = fine) so a test can also prove the check notices a
+broken template (a copy of template.yaml with one thing removed)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from samtranslator.translator.transform import transform
+
+from tools.local_runtime.template import load_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+SAMCONFIG_PATH = ROOT / "samconfig.toml"
+
+MIGRATION = "MigrationFunction"
+HOOK = "PreTrafficHookFunction"
+SCHEMA_MIGRATION = "SchemaMigration"
+ALARM_KINDS = ("Errors", "Throttles", "Latency")
+HOOK_NAME_LIMIT = 64  # Lambda function names
+LONGEST_STACK_NAME = 38  # "CodeDeployHook_" + 38 + "-pretraffic" == 64
+
+
+class _NoManagedPolicies:
+    """The template names no managed policy, so SAM never needs IAM's list (nor boto3 credentials)."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def raw_template() -> dict[str, Any]:
+    return load_yaml(TEMPLATE_PATH.read_text())
+
+
+def samconfig() -> dict[str, Any]:
+    return tomllib.loads(SAMCONFIG_PATH.read_text())
+
+
+def overrides(environment: str) -> dict[str, str]:
+    """The `Key=Value Key=Value` parameter_overrides of one samconfig environment."""
+    text = samconfig()[environment]["deploy"]["parameters"]["parameter_overrides"]
+    pairs = text.split() if isinstance(text, str) else list(text)
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def stack_name(environment: str) -> str:
+    return samconfig()[environment]["global"]["parameters"]["stack_name"]
+
+
+@functools.cache
+def _directory_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def package(template: dict[str, Any], salt: dict[str, str] | None = None) -> dict[str, Any]:
+    """What `sam package` does to the template: local code directories become S3 objects whose key
+    is a digest of their content (`salt` simulates a change in one directory)."""
+    packaged = copy.deepcopy(template)
+    for resource in packaged.get("Resources", {}).values():
+        props = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri"):
+            location = props.get(key)
+            if isinstance(location, str) and not location.startswith("s3://"):
+                directory = ROOT / location
+                marker = (salt or {}).get(location.strip("/"), "")
+                props[key] = f"s3://artifacts/{_directory_digest(directory)}{marker}"
+    return packaged
+
+
+def translate(template: dict[str, Any], parameters: dict[str, str], salt: dict | None = None) -> dict:
+    """samtranslator's transform with the parameter values CloudFormation would pass."""
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # SAM asks boto3 for a region, nothing else
+    values: dict[str, Any] = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        value = parameters.get(name, spec.get("Default"))
+        if value is None:
+            continue
+        if str(spec.get("Type", "")).startswith(("List<", "CommaDelimitedList")) and isinstance(value, str):
+            value = value.split(",")
+        values[name] = value
+    return transform(package(template, salt), values, _NoManagedPolicies())
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading the CloudFormation output
+
+
+def resources(cfn: dict, kind: str) -> dict[str, dict]:
+    return {lid: res for lid, res in cfn["Resources"].items() if res["Type"] == kind}
+
+
+def sam_functions(template: dict) -> dict[str, dict]:
+    return {
+        lid: res
+        for lid, res in template["Resources"].items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def traffic_functions(template: dict) -> list[str]:
+    """Functions that serve traffic (API, SQS, schedule): each one is deployed through CodeDeploy."""
+    return sorted(lid for lid, res in sam_functions(template).items() if res["Properties"].get("Events"))
+
+
+def depends_on(resource: dict) -> list[str]:
+    value = resource.get("DependsOn", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def references(value: Any) -> Iterator[str]:
+    """Logical ids a value refers to (Ref, GetAtt, ${X} / ${X.Attr} in Sub)."""
+    if isinstance(value, list):
+        for item in value:
+            yield from references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                yield item
+            elif key == "Fn::GetAtt":
+                yield (item.split(".")[0] if isinstance(item, str) else item[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                for name in re.findall(r"\$\{([^}!][^}]*)\}", text):
+                    yield name.split(".")[0]
+                if isinstance(item, list):
+                    yield from references(item[1])
+            else:
+                yield from references(item)
+
+
+def dependencies(cfn: dict, logical_id: str) -> set[str]:
+    """Every resource CloudFormation creates/updates before `logical_id` (transitively)."""
+    all_resources = cfn["Resources"]
+    seen: set[str] = set()
+    stack = [logical_id]
+    while stack:
+        resource = all_resources.get(stack.pop())
+        if resource is None:
+            continue
+        direct = set(depends_on(resource)) | set(references(resource.get("Properties", {})))
+        for name in direct & set(all_resources) - seen:
+            seen.add(name)
+            stack.append(name)
+    return seen
+
+
+def iam_statements(cfn: dict) -> Iterator[tuple[str, dict]]:
+    for lid, res in cfn["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::IAM::Role":
+            documents = [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+        elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents = [props["PolicyDocument"]]
+        else:
+            continue
+        for document in documents:
+            statements = document.get("Statement", [])
+            for statement in [statements] if isinstance(statements, dict) else statements:
+                yield lid, statement
+
+
+def sub_text(value: Any, variables: dict[str, str]) -> str:
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    return re.sub(r"\$\{([^}]+)\}", lambda m: variables[m.group(1)], text)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks: each returns the problems it found
+
+
+def check_live_aliases(template: dict, cfn: dict) -> list[str]:
+    aliases = resources(cfn, "AWS::Lambda::Alias")
+    problems = []
+    for function in traffic_functions(template):
+        found = [
+            a
+            for a in aliases.values()
+            if a["Properties"]["Name"] == "live" and a["Properties"]["FunctionName"] == {"Ref": function}
+        ]
+        if not found:
+            problems.append(f"{function}: no `live` alias")
+    return problems
+
+
+def _alias(cfn: dict, function: str) -> tuple[str, dict] | None:
+    for lid, alias in resources(cfn, "AWS::Lambda::Alias").items():
+        if alias["Properties"]["FunctionName"] == {"Ref": function}:
+            return lid, alias
+    return None
+
+
+def check_deployment_groups(template: dict, cfn: dict, deployment_type: str) -> list[str]:
+    groups = resources(cfn, "AWS::CodeDeploy::DeploymentGroup")
+    alarms = resources(cfn, "AWS::CloudWatch::Alarm")
+    problems = []
+    for function in traffic_functions(template):
+        group = groups.get(f"{function}DeploymentGroup")
+        if group is None:
+            problems.append(f"{function}: no CodeDeploy deployment group")
+            continue
+        props = group["Properties"]
+        config = props.get("DeploymentConfigName")
+        resolved = (
+            sub_text(config["Fn::Sub"][0], config["Fn::Sub"][1]) if isinstance(config, dict) else config
+        )
+        if resolved != f"CodeDeployDefault.Lambda{deployment_type}":
+            problems.append(f"{function}: deployment config {resolved!r}, expected {deployment_type}")
+        if not props.get("AutoRollbackConfiguration", {}).get("Enabled"):
+            problems.append(f"{function}: automatic rollback disabled")
+        alarm_config = props.get("AlarmConfiguration") or {}
+        names = {alarm["Name"]["Ref"] for alarm in alarm_config.get("Alarms", []) if "Ref" in alarm["Name"]}
+        base = function.removesuffix("Function")
+        expected = {f"{base}{kind}Alarm" for kind in ALARM_KINDS}
+        if not alarm_config.get("Enabled") or names != expected:
+            problems.append(f"{function}: deployment alarms {sorted(names)}, expected {sorted(expected)}")
+        for name in expected & set(alarms):
+            dimensions = {d["Name"]: d["Value"] for d in alarms[name]["Properties"].get("Dimensions", [])}
+            if dimensions != {
+                "FunctionName": {"Ref": function},
+                "Resource": {"Fn::Sub": f"${{{function}}}:live"},
+            }:
+                problems.append(f"{name}: not on {function}:live ({dimensions})")
+        alias = _alias(cfn, function)
+        hook = (alias[1].get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {}) if alias else {}).get(
+            "BeforeAllowTrafficHook"
+        )
+        if hook != {"Ref": HOOK}:
+            problems.append(f"{function}: PreTraffic hook is {hook!r}")
+    return problems
+
+
+def check_migration_first(template: dict, cfn: dict) -> list[str]:
+    problems = []
+    for function in traffic_functions(template):
+        if SCHEMA_MIGRATION not in depends_on(cfn["Resources"][function]):
+            problems.append(f"{function}: does not DependsOn {SCHEMA_MIGRATION}")
+        alias = _alias(cfn, function)
+        if alias is None or SCHEMA_MIGRATION not in dependencies(cfn, alias[0]):
+            problems.append(f"{function}: its alias/version can change before {SCHEMA_MIGRATION}")
+    return problems
+
+
+def check_no_wildcard_actions(cfn: dict) -> list[str]:
+    problems = []
+    for lid, statement in iam_statements(cfn):
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            if not isinstance(action, str) or "*" in action:
+                problems.append(f"{lid}: wildcard action {action!r}")
+        if "NotAction" in statement:
+            problems.append(f"{lid}: NotAction grants everything else")
+    return problems
