@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tools import pgserver
@@ -57,6 +59,38 @@ def call(base: str, method: str, path: str, token: str | None = None, body=None)
         return error.code, json.loads(error.read() or b"null")
 
 
+def eventually(condition, timeout: float = 30) -> bool:
+    """Polls a condition on something another process does (not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def provider_event(kind: str, **fields) -> dict:
+    return {
+        "event_id": f"e2e-{uuid.uuid4().hex}",
+        "provider": "acme-bank",
+        "type": kind,
+        "occurred_at": "2026-11-22T19:00:00Z",
+        **fields,
+    }
+
+
+def send_event(path: Path, event: dict, env: dict[str, str]) -> None:
+    path.write_text(json.dumps(event))
+    subprocess.run(
+        [sys.executable, "-m", "tools.local_runtime", "send-event", str(path)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -76,8 +110,15 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
     port = pgserver.free_port()
     state = tmp_path / "state"
     env = {**database_env, "LOCAL_RUNTIME_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    # Short redelivery so a poison event reaches the DLQ within the test (AWS: 360 s and 5 receives).
+    fast_redrive = [
+        "--parameter",
+        "ProviderEventsVisibilityTimeout=1",
+        "--parameter",
+        "ProviderEventsMaxReceiveCount=2",
+    ]
     process = subprocess.Popen(
-        [sys.executable, "-m", "tools.local_runtime", "run", "--port", str(port)],
+        [sys.executable, "-m", "tools.local_runtime", *fast_redrive, "run", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,6 +127,7 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
     )
     output = Output(process.stdout)
     base = f"http://127.0.0.1:{port}"
+    ports: list[int | None] = []
     try:
         deadline = time.monotonic() + START_DEADLINE
         while output.value("export ADMIN_TOKEN=") is None and time.monotonic() < deadline:
@@ -124,6 +166,40 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
         assert call(base, "GET", f"/v1/wallets/{mine['id']}", user)[1]["balance"] == 750
         assert call(base, "GET", f"/v1/wallets/{theirs['id']}", admin)[1]["balance"] == 250
         assert call(base, "GET", f"/v1/wallets/{theirs['id']}", user)[0] == 404  # not visible to user-1
+
+        # A provider deposit through the local queue, by the same command a developer uses.
+        ref = f"acme-acct-{uuid.uuid4().hex[:8]}"
+        status, banked = call(
+            base, "POST", "/v1/wallets", admin, {"currency": "USD", "owner_id": "user-1", "external_ref": ref}
+        )
+        assert status == 201
+        deposit = provider_event("deposit.settled", external_ref=ref, amount=4200, currency="USD")
+        send_event(tmp_path / "deposit.json", deposit, env)
+        assert eventually(
+            lambda: call(base, "GET", f"/v1/wallets/{banked['id']}", user)[1]["balance"] == 4200
+        )
+
+        # A poison event (its wallet never appears) is retried, then dead-lettered.
+        poison = provider_event("deposit.settled", external_ref="never-opened", amount=1, currency="USD")
+        send_event(tmp_path / "poison.json", poison, env)
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=runtime["sqs_endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        dlq_url = runtime["queues"]["ProviderEventsDeadLetterQueue"]["url"]
+        dead: list[str] = []
+
+        def dead_lettered() -> bool:
+            messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10).get("Messages", [])
+            dead.extend(json.loads(message["Body"])["event_id"] for message in messages)
+            return poison["event_id"] in dead
+
+        assert eventually(dead_lettered, timeout=60), dead
+        assert deposit["event_id"] not in dead
+        ports = [urllib.parse.urlsplit(runtime["sqs_endpoint_url"]).port]
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -134,6 +210,7 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
             pytest.fail("the local runtime did not stop on SIGINT")
     assert process.returncode == 0
     assert port_is_free(port)
+    assert all(port_is_free(started) for started in ports), ports  # the local SQS endpoint
     assert not (state / "runtime.json").exists()
     assert output.lines[-1] == "stopped."
     if "DATABASE_URL" not in database_env:
