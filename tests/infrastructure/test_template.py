@@ -375,3 +375,10 @@ def test_every_function_runs_arm64_python313_traced_with_the_secrets_extension(t
             r"arn:aws:lambda:[a-z0-9-]+:\d{12}:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:\d+",
             region["Arm64"],
         )
+
+
+def test_the_http_api_5xx_alarm_watches_this_api(production):
+    alarm = production["Resources"][sam.HTTP_API_5XX_ALARM]["Properties"]
+    dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
+    assert dimensions["ApiId"] == {"Ref": "HttpApi"}
