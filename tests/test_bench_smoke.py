@@ -6,9 +6,13 @@ path, import timing), not the service's speed.
 
 from __future__ import annotations
 
+import json
+import random
+
 import pytest
 
 from tools import bench
+from tools.bench_workload import BATCH_SIZE, DepositBatches
 
 
 def test_pgbench_summary_is_parsed_without_connection_time() -> None:
@@ -26,6 +30,27 @@ def test_pgbench_summary_is_parsed_without_connection_time() -> None:
 
     # Then the figures are the ones without connection time
     assert (result.tps, result.latency_ms, result.transactions, result.failed) == (2461.538, 3.25, 2400, 0)
+
+
+def test_ingestion_batches_carry_one_tenth_redeliveries_of_earlier_events() -> None:
+    # Given the ingestion phase's batch generator
+    batches = DepositBatches(0, ["00000000-0000-4000-8000-000000000001"], random.Random(1))
+
+    # When it makes two batches
+    first, first_fresh = batches.batch()
+    second, second_fresh = batches.batch()
+
+    # Then each is 100 deposit.settled records, 90 new events and 10 repeats of events already sent
+    def event_ids(event):
+        return [json.loads(record["body"])["event_id"] for record in event["Records"]]
+
+    assert len(first["Records"]) == len(second["Records"]) == BATCH_SIZE
+    assert first_fresh == second_fresh == 90
+    assert len(set(event_ids(first))) == 90
+    assert {json.loads(record["body"])["type"] for record in second["Records"]} == {"deposit.settled"}
+    repeats = [event_id for event_id in event_ids(second) if event_id in set(event_ids(first))]
+    assert len(repeats) == 10
+    assert len(set(event_ids(second))) == 100
 
 
 @pytest.mark.slow
@@ -47,13 +72,20 @@ def test_bench_measures_every_figure_it_compares(postgres_server) -> None:
     assert result.transfer_ratio == result.uniform.tps / result.pgbench.tps
     assert result.hot_ratio == result.hot.tps / result.pgbench.tps
     assert result.import_ratio == result.imports.handler_best_ms / result.imports.naive_best_ms
+    # the ingestion phase applied new events through the SQS handler, none left for redelivery
+    assert result.ingest.batches > 0
+    assert result.ingest.events > 0
+    assert result.ingest.failed_records == 0
+    assert result.ingest.eps > 0
+    assert result.ingest_ratio == result.ingest.eps / result.pgbench.tps
     # the transfers really moved money and left the ledger consistent
     assert result.ledger.startswith("ok"), result.ledger
-    # and the report carries the three verdict lines
+    # and the report carries the four verdict lines
     text = bench.report(result)
     for line in (
         "transfer_tps / pgbench_tps =",
         "hot_wallet_tps / pgbench_tps =",
+        "ingest_events_per_s / pgbench_tps =",
         "handler_import / naive_import =",
     ):
         assert line in text

@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = ROOT / "layers" / "common"
 TRANSFER_DIR = ROOT / "functions" / "transfer_create"
+INGEST_DIR = ROOT / "functions" / "ingest_events"
 MIGRATIONS_DIR = ROOT / "migrations"
 EVENT_TEMPLATE = ROOT / "events" / "_apigw_v2_template.json"
 
@@ -39,6 +40,13 @@ MAX_TRANSFER = 100
 
 UNIFORM = "uniform"
 HOT = "hot"
+INGEST = "ingest"
+
+# The ingestion phase: SQS batches of BATCH_SIZE deposit.settled records, DUPLICATE_SHARE of them
+# redeliveries of events already sent (at-least-once delivery), each batch one handler call.
+BATCH_SIZE = 100
+DUPLICATE_SHARE = 0.1
+PROVIDER = "bench-bank"
 
 
 def _add_to_path(*dirs: Path) -> None:
@@ -107,6 +115,56 @@ class TransferEvents:
             }
         )
         return event
+
+
+class DepositBatches:
+    """SQS events of deposit.settled records for random wallets; a share of every batch repeats
+    events sent before (the previous batch's, or earlier ones of the same batch for the first)."""
+
+    def __init__(self, worker: int, wallet_ids: list[str], rng: random.Random) -> None:
+        self._worker, self._wallet_ids, self._rng = worker, wallet_ids, rng
+        self._sequence = 0
+        self._previous: list[str] = []
+
+    def _record(self, body: str) -> dict[str, Any]:
+        self._sequence += 1
+        return {
+            "messageId": str(uuid.uuid4()),
+            "receiptHandle": f"bench-{self._worker}-{self._sequence}",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795374000000"},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:wallet-bench-ingestion",
+            "awsRegion": "us-east-1",
+        }
+
+    def batch(self) -> tuple[dict[str, Any], int]:
+        """(SQS event, how many of its records are new events)."""
+        duplicates = round(BATCH_SIZE * DUPLICATE_SHARE)
+        fresh = []
+        for _ in range(BATCH_SIZE - duplicates):
+            self._sequence += 1
+            fresh.append(
+                json.dumps(
+                    {
+                        "event_id": f"dep-{self._worker}-{os.getpid()}-{self._sequence}",
+                        "provider": PROVIDER,
+                        "type": "deposit.settled",
+                        "occurred_at": "2026-11-22T19:00:00Z",
+                        "wallet_id": self._rng.choice(self._wallet_ids),
+                        "amount": self._rng.randint(1, MAX_TRANSFER),
+                        "currency": CURRENCY,
+                    }
+                )
+            )
+        repeated = self._rng.sample(self._previous or fresh, duplicates)
+        bodies = [*fresh, *repeated]
+        if self._previous:
+            self._rng.shuffle(bodies)  # redeliveries of earlier batches arrive anywhere
+        self._previous = fresh
+        return {"Records": [self._record(body) for body in bodies]}, len(fresh)
 
 
 def pick_pair(rng: random.Random, wallet_count: int, scenario: str) -> tuple[int, int]:
@@ -217,6 +275,12 @@ class RunResult:
     latencies_ms: list[float] = field(default_factory=list)  # handler call only, 201s in window
     cpu_seconds: float = 0.0  # this process's CPU inside the window
     problems: dict[int, str] = field(default_factory=dict)  # one sample body per non-201 status
+    # ingestion only: batches handled, records not acknowledged, and the time this worker spent
+    # from the window's start to the end of its last batch (which may end after the window)
+    batches: int = 0
+    records: int = 0
+    failed_records: int = 0
+    elapsed: float = 0.0
 
 
 def _problem_sample(result: dict[str, Any]) -> str:
@@ -266,19 +330,79 @@ def run_window(
     return result
 
 
+def ingest_window(handler: Any, batches: DepositBatches, start: float, end: float) -> RunResult:
+    """Hand the ingestion handler one batch after another from `start` until `end`; the batch under
+    way at `end` is finished and counted, and the worker's rate is its events over its own time."""
+    result = RunResult(scenario=INGEST)
+    with contextlib.suppress(ValueError):
+        time.sleep(max(0.0, start - time.monotonic()))
+    cpu_start = time.process_time()
+    began_window = time.monotonic()
+    while time.monotonic() < end:
+        event, fresh = batches.batch()
+        began = time.monotonic()
+        response = handler(event, FakeContext(function_name="IngestEventsFunction"))
+        finished = time.monotonic()
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        fresh_ids = {record["messageId"] for record in event["Records"][:fresh]}
+        result.batches += 1
+        result.records += len(event["Records"])
+        result.failed_records += len(failed)
+        result.ok += len(fresh_ids - failed)  # new events applied (duplicates only acknowledged)
+        result.latencies_ms.append((finished - began) * 1000)
+        result.elapsed = finished - began_window
+    result.cpu_seconds = time.process_time() - cpu_start
+    return result
+
+
+def ingest_worker_main(index: int, database_url: str, wallet_ids: list[str], channel: Connection) -> None:
+    """One ingestion container: the real functions/ingest_events/app.py, one batch at a time."""
+    try:
+        _configure_worker(database_url)
+        _add_to_path(LAYER_DIR, INGEST_DIR)
+        began = time.perf_counter()
+        handler = load_module(INGEST_DIR / "app.py", "bench_ingest_events_app").handler
+        import_seconds = time.perf_counter() - began
+        rng = random.Random(index * 7919 + os.getpid())  # nosec B311  # load generator, not crypto
+        batches = DepositBatches(index, wallet_ids, rng)
+        began = time.perf_counter()
+        first = handler(batches.batch()[0], FakeContext(function_name="IngestEventsFunction"))
+        first_seconds = time.perf_counter() - began
+        failures = first.get("batchItemFailures", [])
+        status = 200 if not failures else 500
+        channel.send(("ready", import_seconds, first_seconds, status, f"{len(failures)} records failed"))
+        while True:
+            command = channel.recv()
+            if command[0] == "stop":
+                break
+            _, _, start, end = command
+            channel.send(("result", ingest_window(handler, batches, start, end)))
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        pass  # Ctrl-C reaches the whole process group; the parent cleans up
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            channel.send(("error", f"ingest worker {index}: {type(exc).__name__}: {exc}"))
+        raise
+
+
+def _configure_worker(database_url: str) -> None:
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "DB_POOL_SIZE": "1",
+            "POWERTOOLS_SERVICE_NAME": "wallet",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_METRICS_NAMESPACE": "WalletBench",
+        }
+    )
+    # Lambda ships stdout to CloudWatch; here logs would only scroll the table away.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # closed with the process
+
+
 def worker_main(index: int, database_url: str, wallet_ids: list[str], channel: Connection) -> None:
     """One container: cold import, one warm-up request, then windows of load on command."""
     try:
-        os.environ.update(
-            {
-                "DATABASE_URL": database_url,
-                "DB_POOL_SIZE": "1",
-                "POWERTOOLS_SERVICE_NAME": "wallet",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            }
-        )
-        # Lambda ships stdout to CloudWatch; here error logs would only scroll the table away.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # closed with the process
+        _configure_worker(database_url)
         _add_to_path(LAYER_DIR, TRANSFER_DIR)
         began = time.perf_counter()
         handler = load_module(TRANSFER_DIR / "app.py", "bench_transfer_create_app").handler

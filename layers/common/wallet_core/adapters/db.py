@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 import urllib.request
 from typing import Any
 
@@ -71,16 +72,39 @@ def get_engine() -> Engine:
         resolve_database_url(settings),
         pool_size=settings.db_pool_size,
         max_overflow=0,
-        pool_pre_ping=True,
+        # No ping before every checkout (a round trip per request): a connection that died while the
+        # container slept fails its first statement, is invalidated, and the request answers 503
+        # (retryable); the unit of work pings only a connection that sat idle for a while.
+        pool_pre_ping=False,
         pool_recycle=300,
         connect_args=connect_args,
     )
 
 
 def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raised through SQLAlchemy or straight from psycopg."""
     if isinstance(exc, DBAPIError):
         return getattr(exc.orig, "sqlstate", None)
+    if _is_psycopg_error(exc):
+        return exc.sqlstate
     return None
+
+
+def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> bool:
+    # psycopg loads with the first connection (SQLAlchemy's dialect imports it), not with this
+    # module: a handler's cold import does not pay for it. Not loaded = not its error.
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, getattr(psycopg, kind))
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection itself failed (server gone, network, terminated backend)."""
+    state = sqlstate(exc)
+    if (state or "").startswith("08") or state in ("57P01", "57P02", "57P03"):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or (isinstance(exc, OperationalError) and state is None)
+    return _is_psycopg_error(exc, "OperationalError") and state is None
 
 
 def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
@@ -89,8 +113,6 @@ def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
     if state in RETRYABLE_SQLSTATES or state == LOCK_NOT_AVAILABLE:
         # lock_not_available outside the idempotency claim: a wallet lock waited past lock_timeout.
         return errors.ConcurrencyConflictError()
-    if (isinstance(exc, OperationalError) and state is None) or (state or "").startswith("08"):
-        return errors.ServiceUnavailableError()
-    if state in ("57P01", "57P02", "57P03", "53300"):  # shutting down, too many connections
+    if is_disconnect(exc) or state == "53300":  # connection lost, shutting down, too many connections
         return errors.ServiceUnavailableError()
     return None

@@ -46,10 +46,6 @@ def due_held() -> ColumnElement[int]:
     )
 
 
-def has_due_holds() -> ColumnElement[bool]:
-    return select(holds.c.id).where(holds.c.wallet_id == wallets.c.id, _is_due()).exists()
-
-
 @dataclass(frozen=True)
 class Released:
     """A wallet's row after its due holds were released."""

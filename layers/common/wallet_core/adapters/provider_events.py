@@ -3,45 +3,67 @@ the balance snapshots that balance.reported events leave behind."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection, literal, select, tuple_
+from sqlalchemy.sql import func
 
-from wallet_core.adapters.tables import balance_snapshots, provider_events, wallets
+from wallet_core.adapters.session import RawSession
+from wallet_core.adapters.tables import balance_snapshots, wallets
 from wallet_core.domain.models import BalanceSnapshot
 
 APPLIED = "applied"
 REJECTED = "rejected"
 
 
+# Inserted unless (provider, event_id) exists. A twin delivery that holds the key uncommitted makes
+# this wait: its commit turns ours into a duplicate, its rollback hands the key over to us.
+_INSERT_SQL = """
+    INSERT INTO provider_events (id, provider, event_id, type, payload, status, reason, received_at)
+    VALUES (%(id)s, %(provider)s, %(event_id)s, %(type)s, CAST(%(payload)s AS jsonb), %(status)s, %(reason)s,
+            now())
+    ON CONFLICT ON CONSTRAINT provider_events_provider_event_key DO NOTHING
+    RETURNING received_at
+"""
+_MARK_APPLIED_SQL = """
+    UPDATE provider_events SET transaction_id = %(transaction_id)s, hold_id = %(hold_id)s, applied_at = now()
+    WHERE provider = %(provider)s AND event_id = %(event_id)s
+"""
+
+
 class ProviderEventRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, session: RawSession) -> None:
         self._connection = connection
+        self._session = session
 
     def _insert(
-        self, provider: str, event_id: str, event_type: str, payload: dict[str, Any], **values: Any
+        self,
+        provider: str,
+        event_id: str,
+        event_type: str,
+        payload: dict[str, Any],
+        *,
+        status: str,
+        reason: str | None = None,
     ) -> bool:
-        """Insert the event's row unless (provider, event_id) exists. A twin delivery that holds the
-        key uncommitted makes this wait: its commit turns ours into a duplicate, its rollback hands
-        the key over to us."""
-        inserted = self._connection.execute(
-            pg_insert(provider_events)
-            .values(
-                id=uuid.uuid4(),
-                provider=provider,
-                event_id=event_id,
-                type=event_type,
-                payload=payload,
-                received_at=func.now(),
-                **values,
-            )
-            .on_conflict_do_nothing(constraint="provider_events_provider_event_key")
-            .returning(provider_events.c.id)
-        ).one_or_none()
-        return inserted is not None
+        inserted = self._session.fetch(
+            _INSERT_SQL,
+            {
+                "id": uuid.uuid4(),
+                "provider": provider,
+                "event_id": event_id,
+                "type": event_type,
+                "payload": json.dumps(payload),
+                "status": status,
+                "reason": reason,
+            },
+        )
+        if inserted:
+            self._session.now = inserted[0][0]  # received_at = now(), the transaction's time
+        return bool(inserted)
 
     def claim(self, provider: str, event_id: str, event_type: str, payload: dict[str, Any]) -> bool:
         """True if this transaction now owns the event (its effect follows in the same transaction);
@@ -56,10 +78,15 @@ class ProviderEventRepository:
         transaction_id: uuid.UUID | None,
         hold_id: uuid.UUID | None,
     ) -> None:
-        self._connection.execute(
-            update(provider_events)
-            .where(and_(provider_events.c.provider == provider, provider_events.c.event_id == event_id))
-            .values(transaction_id=transaction_id, hold_id=hold_id, applied_at=func.now())
+        """Sent with the commit (nothing reads it back before)."""
+        self._session.defer(
+            _MARK_APPLIED_SQL,
+            {
+                "provider": provider,
+                "event_id": event_id,
+                "transaction_id": transaction_id,
+                "hold_id": hold_id,
+            },
         )
 
     def add_rejected(

@@ -8,13 +8,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, text, tuple_, update
+from sqlalchemy import Connection, func, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
-from wallet_core.adapters.holds import due_held, has_due_holds, release_due_holds
-from wallet_core.adapters.tables import entries, idempotency_keys, system_accounts, transactions, wallets
+from wallet_core.adapters.holds import due_held, release_due_holds
+from wallet_core.adapters.session import RawSession
+from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
     HistoryItem,
@@ -50,9 +51,59 @@ def _current_wallets():
     return select(*columns, (wallets.c.held - due_held()).label("held"))
 
 
+# The lock of the movement path. Due holds are looked for only when the wallet holds anything: an
+# active hold's remaining amount is part of `held`, so held = 0 means there is nothing to release.
+# now() comes along: it is the transaction's time, which every row the transaction writes carries.
+_LOCK_SQL = """
+    SELECT w.id, w.owner_id, w.currency, w.status, w.balance, w.held, w.version, w.external_ref,
+           w.metadata, w.created_at, w.updated_at,
+           CASE WHEN w.held > 0 THEN EXISTS (
+               SELECT 1 FROM holds AS h
+               WHERE h.wallet_id = w.id AND h.status = 'active' AND h.expires_at <= now()
+           ) ELSE false END AS has_due_holds,
+           now()
+    FROM wallets AS w
+    WHERE w.id = ANY(%(ids)s)
+    ORDER BY w.id
+    FOR NO KEY UPDATE OF w
+"""
+
+
+# A wallet as of now: `held` without the holds that expired since the row was last written (the same
+# as _current_wallets, written out once for the reads on the movement and ingestion paths).
+_CURRENT_WALLET_SQL = """
+    SELECT w.id, w.owner_id, w.currency, w.status, w.balance,
+           w.held - CASE WHEN w.held > 0 THEN (
+               SELECT CAST(coalesce(sum(h.amount - h.captured_amount), 0) AS bigint) FROM holds AS h
+               WHERE h.wallet_id = w.id AND h.status = 'active' AND h.expires_at <= now()
+           ) ELSE 0 END,
+           w.version, w.external_ref, w.metadata, w.created_at, w.updated_at
+    FROM wallets AS w
+"""
+_WALLET_BY_ID_SQL = _CURRENT_WALLET_SQL + "WHERE w.id = %(value)s"
+_WALLET_BY_EXTERNAL_REF_SQL = _CURRENT_WALLET_SQL + "WHERE w.external_ref = %(value)s"
+
+
+def _wallet_from_tuple(row: tuple[Any, ...]) -> Wallet:
+    return Wallet(
+        id=row[0],
+        owner_id=row[1],
+        currency=row[2],
+        status=WalletStatus(row[3]),
+        balance=row[4],
+        held=row[5],
+        version=row[6],
+        external_ref=row[7],
+        metadata=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
 class WalletRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, session: RawSession) -> None:
         self._connection = connection
+        self._session = session
 
     def add(
         self,
@@ -93,14 +144,12 @@ class WalletRepository:
         return _wallet(row)
 
     def get(self, wallet_id: uuid.UUID) -> Wallet | None:
-        row = self._connection.execute(_current_wallets().where(wallets.c.id == wallet_id)).one_or_none()
-        return _wallet(row) if row else None
+        rows = self._session.fetch(_WALLET_BY_ID_SQL, {"value": wallet_id})
+        return _wallet_from_tuple(rows[0]) if rows else None
 
     def get_by_external_ref(self, external_ref: str) -> Wallet | None:
-        row = self._connection.execute(
-            _current_wallets().where(wallets.c.external_ref == external_ref)
-        ).one_or_none()
-        return _wallet(row) if row else None
+        rows = self._session.fetch(_WALLET_BY_EXTERNAL_REF_SQL, {"value": external_ref})
+        return _wallet_from_tuple(rows[0]) if rows else None
 
     def exists_with_external_ref(self, external_ref: str) -> bool:
         return self.get_by_external_ref(external_ref) is not None
@@ -112,14 +161,14 @@ class WalletRepository:
         Holds of these wallets that are past expires_at are released here, under the lock, so every
         write starts from an exact `held` (one more statement, only when a wallet has due holds)."""
         ordered = sorted(set(wallet_ids))
-        rows = self._connection.execute(
-            select(*wallets.c, has_due_holds().label("has_due_holds"))
-            .where(wallets.c.id.in_(ordered))
-            .order_by(wallets.c.id)
-            .with_for_update(key_share=True, of=wallets)
-        ).all()
-        locked = {row.id: _wallet(row) for row in rows}
-        due = [row.id for row in rows if row.has_due_holds]
+        rows = self._session.fetch(_LOCK_SQL, {"ids": ordered})
+        locked = {}
+        due = []
+        for row in rows:
+            locked[row[0]] = _wallet_from_tuple(row)
+            if row[11]:
+                due.append(row[0])
+            self._session.now = row[12]
         for wallet_id, released in (release_due_holds(self._connection, due) if due else {}).items():
             wallet = locked[wallet_id]
             wallet.held, wallet.version = released.held, released.version
@@ -194,46 +243,47 @@ SYSTEM_ACCOUNT_NAMESPACE = uuid.UUID("5b0c2a4e-4f4e-4a59-9c61-77616c6c6574")
 _known_system_accounts: set[str] = set()  # per container: created once, never change
 
 # Wallet balances, the transaction and its entries in ONE statement (one round trip while the
-# wallets are locked). Entry FKs are checked at the end of the statement, when the transaction row
-# from the sibling CTE exists.
-_POST_SQL = text(
-    """
+# wallets are locked, none of its own once deferred to the commit). Entry FKs are checked at the end
+# of the statement, when the transaction row from the sibling CTE exists. A locked wallet that was not
+# updated (impossible under FOR NO KEY UPDATE) fails the statement, by a division by zero, and so
+# the whole transaction, even when the statement travels with the COMMIT.
+_POST_SQL = """
     WITH moved AS (
         UPDATE wallets AS w
         SET balance = v.balance, held = v.held, version = v.version, updated_at = now()
-        FROM unnest(CAST(:wallet_ids AS uuid[]), CAST(:balances AS bigint[]),
-                    CAST(:helds AS bigint[]), CAST(:versions AS bigint[])) AS v(id, balance, held, version)
+        FROM unnest(CAST(%(wallet_ids)s AS uuid[]), CAST(%(balances)s AS bigint[]),
+                    CAST(%(helds)s AS bigint[]), CAST(%(versions)s AS bigint[])) AS v(id, balance, held, version)
         WHERE w.id = v.id
         RETURNING w.id
     ), posted AS (
         INSERT INTO transactions (id, kind, status, amount, currency, source_wallet_id, destination_wallet_id,
                                   reference, description, metadata, reverses_transaction_id, hold_id,
                                   created_by, created_at)
-        VALUES (:id, :kind, 'posted', :amount, :currency, :source_wallet_id, :destination_wallet_id,
-                :reference, :description, CAST(:metadata AS jsonb), :reverses_transaction_id, :hold_id,
-                :created_by, now())
+        VALUES (%(id)s, %(kind)s, 'posted', %(amount)s, %(currency)s, %(source_wallet_id)s,
+                %(destination_wallet_id)s, %(reference)s, %(description)s, CAST(%(metadata)s AS jsonb),
+                %(reverses_transaction_id)s, %(hold_id)s, %(created_by)s, now())
         RETURNING created_at
     ), legs AS (
         INSERT INTO entries (transaction_id, wallet_id, system_account_id, currency, amount, balance_after,
                              wallet_version, created_at)
-        SELECT :id, e.wallet_id, e.system_account_id, :currency, e.amount, e.balance_after, e.wallet_version,
-               posted.created_at
-        FROM posted, unnest(CAST(:entry_wallets AS uuid[]), CAST(:entry_systems AS uuid[]),
-                            CAST(:entry_amounts AS bigint[]), CAST(:entry_balances AS bigint[]),
-                            CAST(:entry_versions AS bigint[]))
+        SELECT %(id)s, e.wallet_id, e.system_account_id, %(currency)s, e.amount, e.balance_after,
+               e.wallet_version, posted.created_at
+        FROM posted, unnest(CAST(%(entry_wallets)s AS uuid[]), CAST(%(entry_systems)s AS uuid[]),
+                            CAST(%(entry_amounts)s AS bigint[]), CAST(%(entry_balances)s AS bigint[]),
+                            CAST(%(entry_versions)s AS bigint[]))
                      AS e(wallet_id, system_account_id, amount, balance_after, wallet_version)
         RETURNING 1
     )
-    SELECT posted.created_at, (SELECT count(*) FROM moved) AS wallets_moved FROM posted
-    """
-)
+    SELECT posted.created_at, 1 / ((SELECT count(*) FROM moved) = %(moved)s)::int FROM posted
+"""
 
 
 class LedgerRepository:
     """Transactions and their entries: written together with the wallets' new balances, never updated."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, session: RawSession) -> None:
         self._connection = connection
+        self._session = session
 
     def _ensure_system_account(self, currency: str) -> uuid.UUID:
         account_id = system_account_id(currency)
@@ -248,7 +298,10 @@ class LedgerRepository:
 
     def post(self, new: NewTransaction, postings: Sequence[Posting]) -> Transaction:
         """Write the transaction, one entry per posting, and the posted wallets' balance, held and
-        version (already applied by the caller to the wallets it locked)."""
+        version (already applied by the caller to the wallets it locked).
+
+        Once the transaction's time is known (the wallet lock returns it) the write is deferred: it
+        goes out with the next statement or the commit, and fails the commit if it fails."""
         if sum(posting.amount for posting in postings) != 0:
             raise ValueError("postings of a transaction must sum to zero")
         moved = [posting.wallet for posting in postings if posting.wallet is not None]
@@ -256,38 +309,37 @@ class LedgerRepository:
         if len(moved) < len(postings):
             system = self._ensure_system_account(new.currency)
         transaction_id = uuid.uuid4()
-        row = self._connection.execute(
-            _POST_SQL,
-            {
-                "wallet_ids": [wallet.id for wallet in moved],
-                "balances": [wallet.balance for wallet in moved],
-                "helds": [wallet.held for wallet in moved],
-                "versions": [wallet.version for wallet in moved],
-                "id": transaction_id,
-                "kind": new.kind.value,
-                "amount": new.amount,
-                "currency": new.currency,
-                "source_wallet_id": new.source_wallet_id,
-                "destination_wallet_id": new.destination_wallet_id,
-                "reference": new.reference,
-                "description": new.description,
-                "metadata": json.dumps(new.metadata),
-                "reverses_transaction_id": new.reverses_transaction_id,
-                "hold_id": new.hold_id,
-                "created_by": new.created_by,
-                "entry_wallets": [p.wallet.id if p.wallet else None for p in postings],
-                "entry_systems": [None if p.wallet else system for p in postings],
-                "entry_amounts": [p.amount for p in postings],
-                "entry_balances": [p.wallet.balance if p.wallet else None for p in postings],
-                "entry_versions": [p.wallet.version if p.wallet else None for p in postings],
-            },
-        ).one()
-        if row.wallets_moved != len(moved):
-            raise RuntimeError(
-                "a posted wallet vanished while locked"
-            )  # cannot happen under FOR NO KEY UPDATE
+        params = {
+            "wallet_ids": [wallet.id for wallet in moved],
+            "balances": [wallet.balance for wallet in moved],
+            "helds": [wallet.held for wallet in moved],
+            "versions": [wallet.version for wallet in moved],
+            "id": transaction_id,
+            "kind": new.kind.value,
+            "amount": new.amount,
+            "currency": new.currency,
+            "source_wallet_id": new.source_wallet_id,
+            "destination_wallet_id": new.destination_wallet_id,
+            "reference": new.reference,
+            "description": new.description,
+            "metadata": json.dumps(new.metadata),
+            "reverses_transaction_id": new.reverses_transaction_id,
+            "hold_id": new.hold_id,
+            "created_by": new.created_by,
+            "entry_wallets": [p.wallet.id if p.wallet else None for p in postings],
+            "entry_systems": [None if p.wallet else system for p in postings],
+            "entry_amounts": [p.amount for p in postings],
+            "entry_balances": [p.wallet.balance if p.wallet else None for p in postings],
+            "entry_versions": [p.wallet.version if p.wallet else None for p in postings],
+            "moved": len(moved),
+        }
+        created_at = self._session.now
+        if created_at is None:
+            created_at = self._session.fetch(_POST_SQL, params)[0][0]
+        else:
+            self._session.defer(_POST_SQL, params)
         for wallet in moved:
-            wallet.updated_at = row.created_at
+            wallet.updated_at = created_at
         return Transaction(
             id=transaction_id,
             kind=new.kind,
@@ -298,7 +350,7 @@ class LedgerRepository:
             reference=new.reference,
             description=new.description,
             metadata=new.metadata,
-            created_at=row.created_at,
+            created_at=created_at,
             reverses_transaction_id=new.reverses_transaction_id,
             hold_id=new.hold_id,
         )
@@ -349,20 +401,27 @@ class LedgerRepository:
 
 # The row's values come from a subquery that sets lock_timeout first, so the timeout is in force
 # when the insert waits on a twin's uncommitted key.
-_CLAIM_SQL = text(
-    """
+_CLAIM_SQL = """
     INSERT INTO idempotency_keys (principal, key, fingerprint, created_at)
-    SELECT :principal, :key, :fingerprint, now()
-    FROM (SELECT set_config('lock_timeout', :timeout, true)) AS bounded_wait
+    SELECT %(principal)s, %(key)s, %(fingerprint)s, now()
+    FROM (SELECT set_config('lock_timeout', %(timeout)s, true)) AS bounded_wait
     ON CONFLICT (principal, key) DO NOTHING
-    RETURNING key
-    """
-)
+    RETURNING created_at
+"""
+_STORED_SQL = """
+    SELECT fingerprint, status_code, response_body FROM idempotency_keys
+    WHERE principal = %(principal)s AND key = %(key)s
+"""
+_COMPLETE_SQL = """
+    UPDATE idempotency_keys SET status_code = %(status_code)s, response_body = %(body)s, completed_at = now()
+    WHERE principal = %(principal)s AND key = %(key)s
+"""
 
 
 class IdempotencyRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, session: RawSession) -> None:
         self._connection = connection
+        self._session = session
 
     def claim(
         self, principal: str, key: str, fingerprint: str, *, wait_seconds: float
@@ -374,7 +433,7 @@ class IdempotencyRepository:
         wait is bounded by lock_timeout, set in the same statement (no extra round trip) and left in
         force for the rest of this transaction; a timeout here means the twin is still running."""
         try:
-            inserted = self._connection.execute(
+            inserted = self._session.fetch(
                 _CLAIM_SQL,
                 {
                     "principal": principal,
@@ -382,25 +441,21 @@ class IdempotencyRepository:
                     "fingerprint": fingerprint,
                     "timeout": f"{int(wait_seconds * 1000)}ms",
                 },
-            ).one_or_none()
-        except DBAPIError as exc:
+            )
+        except Exception as exc:
             if sqlstate(exc) == LOCK_NOT_AVAILABLE:
                 raise errors.IdempotencyRequestInProgressError() from exc
             raise
-        if inserted is not None:
+        if inserted:
+            self._session.now = inserted[0][0]  # created_at = now(), the transaction's time
             return None
-        row = self._connection.execute(
-            select(
-                idempotency_keys.c.fingerprint,
-                idempotency_keys.c.status_code,
-                idempotency_keys.c.response_body,
-            ).where(and_(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key))
-        ).one()
-        return row.fingerprint, row.status_code, row.response_body
+        fingerprint, status_code, body = self._session.fetch(
+            _STORED_SQL, {"principal": principal, "key": key}
+        )[0]
+        return fingerprint, status_code, body
 
     def complete(self, principal: str, key: str, status_code: int, body: str) -> None:
-        self._connection.execute(
-            update(idempotency_keys)
-            .where(and_(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key))
-            .values(status_code=status_code, response_body=body, completed_at=func.now())
+        """Store the outcome on the key; it is sent with the commit."""
+        self._session.defer(
+            _COMPLETE_SQL, {"principal": principal, "key": key, "status_code": status_code, "body": body}
         )

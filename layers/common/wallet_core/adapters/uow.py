@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
-from wallet_core.adapters.db import get_engine, translate_error
+from wallet_core.adapters.db import get_engine, is_disconnect, translate_error
 from wallet_core.adapters.holds import HoldRepository
 from wallet_core.adapters.provider_events import BalanceSnapshotRepository, ProviderEventRepository
 from wallet_core.adapters.repositories import IdempotencyRepository, LedgerRepository, WalletRepository
+from wallet_core.adapters.session import FlushingConnection, RawSession
+from wallet_core.domain import errors
+
+# A pooled connection idle for longer than this is pinged before use (a Lambda container may have
+# been frozen meanwhile, and a proxy or the server may have dropped it). Busy connections are not:
+# a failure on them is detected on use, and answered as a retryable 503.
+IDLE_PING_SECONDS = 30.0
+_LAST_USED = "wallet_last_used"
 
 
 class SqlUnitOfWork:
@@ -24,22 +33,39 @@ class SqlUnitOfWork:
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
         self._connection: Connection | None = None
+        self._session: RawSession | None = None
+        self._committing = False
+
+    def _connect(self) -> Connection:
+        engine = self._engine or get_engine()
+        connection = engine.connect()
+        last_used = connection.info.get(_LAST_USED)
+        if last_used is not None and time.monotonic() - last_used > IDLE_PING_SECONDS:
+            try:
+                alive = engine.dialect.do_ping(connection.connection.dbapi_connection)
+            except Exception:
+                alive = False
+            if not alive:
+                connection.invalidate()  # its next use opens a new one
+        return connection
 
     def __enter__(self) -> SqlUnitOfWork:
         try:
-            self._connection = (self._engine or get_engine()).connect()
+            self._connection = self._connect()
             self._connection.begin()
+            self._session = RawSession(self._connection.connection.driver_connection)
         except Exception as exc:
             translated = translate_error(exc)
             if translated is not None:
                 raise translated from exc
             raise
-        self.wallets = WalletRepository(self._connection)
-        self.ledger = LedgerRepository(self._connection)
-        self.idempotency = IdempotencyRepository(self._connection)
-        self.holds = HoldRepository(self._connection)
-        self.provider_events = ProviderEventRepository(self._connection)
-        self.balance_snapshots = BalanceSnapshotRepository(self._connection)
+        connection = FlushingConnection(self._connection, self._session)
+        self.wallets = WalletRepository(connection, self._session)
+        self.ledger = LedgerRepository(connection, self._session)
+        self.idempotency = IdempotencyRepository(connection, self._session)
+        self.holds = HoldRepository(connection)
+        self.provider_events = ProviderEventRepository(connection, self._session)
+        self.balance_snapshots = BalanceSnapshotRepository(connection)
         return self
 
     def __exit__(
@@ -49,11 +75,23 @@ class SqlUnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        session, self._session = self._session, None
+        committing, self._committing = self._committing, False
+        if session is not None:
+            session.discard()  # writes still waiting for the commit never happened
         if connection is not None:
-            with contextlib.suppress(Exception):
-                connection.rollback()  # no-op after commit; the default outcome otherwise
+            driver = session.connection if session is not None else None
+            if (exc is not None and is_disconnect(exc)) or (driver is not None and driver.broken):
+                connection.invalidate()  # the pool opens a new one for the next request
+            else:
+                connection.info[_LAST_USED] = time.monotonic()
+                with contextlib.suppress(Exception):
+                    connection.rollback()  # no-op after commit; the default outcome otherwise
             connection.close()
         if exc is not None:
+            if is_disconnect(exc) and not committing:
+                # The server ends a transaction whose connection breaks: nothing of it committed.
+                raise errors.ConnectionLostError() from exc
             translated = translate_error(exc)
             if translated is not None:
                 raise translated from exc
@@ -64,4 +102,8 @@ class SqlUnitOfWork:
         return self._connection
 
     def commit(self) -> None:
-        self._open_connection().commit()
+        connection = self._open_connection()
+        self._committing = True  # a connection lost from here on leaves the outcome unknown
+        if self._session is not None:
+            self._session.commit_pending()  # the deferred writes and COMMIT, one round trip
+        connection.commit()

@@ -112,6 +112,11 @@ class ServiceUnavailableError(WalletServiceError):
     code = "service_unavailable"
 
 
+class ConnectionLostError(ServiceUnavailableError):
+    """The database connection broke before the transaction tried to commit: nothing of it can
+    have committed, so the operation can be retried as a whole on a new connection."""
+
+
 class ConcurrencyConflictError(WalletServiceError):
     """A concurrent update won; the operation can be retried as a whole."""
 

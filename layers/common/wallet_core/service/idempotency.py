@@ -56,7 +56,7 @@ def execute(
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             return _attempt(uow, request, operation, render, render_rejection, wait_seconds)
-        except errors.ConcurrencyConflictError:
+        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
             if attempt == MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

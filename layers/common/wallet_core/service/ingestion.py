@@ -92,7 +92,7 @@ def ingest(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             return _attempt(uow, receipt, effect)
-        except errors.ConcurrencyConflictError:
+        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
             if attempt == MAX_ATTEMPTS:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover

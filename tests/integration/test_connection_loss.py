@@ -1,0 +1,83 @@
+"""A pooled connection the server dropped (Lambda container frozen, proxy idle timeout, failover) must
+not turn into a 500: the request runs again on a new connection, or answers a retryable 503."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import create_engine
+
+from wallet_core.adapters import uow as uow_module
+from wallet_core.adapters.db import _normalise
+from wallet_core.adapters.uow import SqlUnitOfWork
+from wallet_core.domain import errors
+from wallet_core.service import idempotency
+
+APP_NAME = "wallet-connection-loss-test"
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = create_engine(
+        _normalise(database_url), pool_size=1, max_overflow=0, connect_args={"application_name": APP_NAME}
+    )
+    yield engine
+    engine.dispose()
+
+
+def _open_then_kill(engine, db) -> SqlUnitOfWork:
+    uow = SqlUnitOfWork(engine)
+    with uow:
+        uow.wallets.get(uuid.uuid4())  # the pool now holds one open connection
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (APP_NAME,)
+    )
+    time.sleep(0.1)
+    return uow
+
+
+def _command(uow: SqlUnitOfWork) -> idempotency.Outcome:
+    return idempotency.execute(
+        uow,
+        idempotency.IdempotentRequest(principal="conn-test", key=str(uuid.uuid4()), fingerprint="f"),
+        lambda unit: unit.wallets.get(uuid.uuid4()),
+        render=lambda _: (200, "{}"),
+        render_rejection=lambda error: (500, error.code),
+        wait_seconds=1,
+    )
+
+
+def test_a_command_on_a_dropped_connection_runs_again_on_a_new_one(engine, db):
+    # Given a pooled connection the server has terminated
+    uow = _open_then_kill(engine, db)
+
+    # When an idempotent command uses it
+    outcome = _command(uow)
+
+    # Then the lost attempt is retried on a fresh connection and the command succeeds
+    assert (outcome.status, outcome.replayed) == (200, False)
+
+
+def test_a_dropped_connection_outside_a_retrying_command_is_a_retryable_503(engine, db):
+    # Given a pooled connection the server has terminated
+    uow = _open_then_kill(engine, db)
+
+    # When a plain read uses it, Then it fails as "service unavailable", never as an unknown error
+    with pytest.raises(errors.ServiceUnavailableError), uow:
+        uow.wallets.get(uuid.uuid4())
+
+    # and the next unit of work has a working connection again
+    with uow:
+        assert uow.wallets.get(uuid.uuid4()) is None
+
+
+def test_a_connection_idle_for_long_is_pinged_and_replaced_before_use(engine, db, monkeypatch):
+    # Given a pooled connection the server has terminated, idle for longer than the ping threshold
+    uow = _open_then_kill(engine, db)
+    monkeypatch.setattr(uow_module, "IDLE_PING_SECONDS", 0.0)
+
+    # When a plain read starts, Then the ping notices and it runs on a new connection
+    with uow:
+        assert uow.wallets.get(uuid.uuid4()) is None
