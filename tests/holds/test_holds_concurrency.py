@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import ADMIN
+from tests.support.threads import run_threads
 
 pytestmark = pytest.mark.slow
 
@@ -20,33 +21,6 @@ EXPECTED = {
     "invalid_state",
     "amount_exceeds_hold",
 }
-
-
-def _run_threads(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-    outcomes: list = []
-    failures: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        try:
-            local = work(index)
-        except BaseException as exc:  # a crashed thread must fail the test, not shrink the sample
-            with lock:
-                failures.append(exc)
-            return
-        with lock:
-            outcomes.extend(local)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return outcomes
 
 
 def test_racing_captures_and_voids_never_take_more_than_the_hold(api, db, invariants):
@@ -61,7 +35,7 @@ def test_racing_captures_and_voids_never_take_more_than_the_hold(api, db, invari
             result = api.capture_hold(hold_id, amount=300)
             return [("capture", result.status, result.code)]
 
-        outcomes = _run_threads(8, work)
+        outcomes = run_threads(8, work)
 
         assert {code for *_, code in outcomes} <= EXPECTED, outcomes
         captures = [o for o in outcomes if o[0] == "capture" and o[1] == 201]
@@ -113,7 +87,7 @@ def test_mixed_hold_and_transfer_traffic_keeps_held_and_available_exact(api, db,
                 results.append(("transfer", result.status, result.code))
         return results
 
-    outcomes = _run_threads(8, work)
+    outcomes = run_threads(8, work)
 
     assert len(outcomes) == 8 * 60
     unexpected = [outcome for outcome in outcomes if outcome[2] not in EXPECTED]

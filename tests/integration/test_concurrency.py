@@ -4,43 +4,16 @@ client, and afterwards the ledger invariants hold exactly."""
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 
 import pytest
 
 from tests.conftest import ADMIN
+from tests.support.threads import run_threads
 
 EXPECTED_REJECTIONS = {"insufficient_funds"}
 
 pytestmark = pytest.mark.slow
-
-
-def _run_threads(count: int, work) -> list:
-    barrier = threading.Barrier(count)
-    outcomes: list = []
-    failures: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        barrier.wait()
-        try:
-            local = work(index)
-        except BaseException as exc:  # a crashed thread must fail the test, not shrink the sample
-            with lock:
-                failures.append(exc)
-            return
-        with lock:
-            outcomes.extend(local)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
-    return outcomes
 
 
 def test_random_transfers_debits_and_credits_keep_the_ledger_exact(api, db, invariants):
@@ -73,7 +46,7 @@ def test_random_transfers_debits_and_credits_keep_the_ledger_exact(api, db, inva
                 results.append(("credit", result.status, result.code, wallet, amount))
         return results
 
-    outcomes = _run_threads(8, work)
+    outcomes = run_threads(8, work)
 
     assert len(outcomes) == 8 * 200
     statuses = Counter((kind, status) for kind, status, *_ in outcomes)
@@ -100,7 +73,7 @@ def test_an_a_to_b_and_b_to_a_storm_never_deadlocks_a_client(api, invariants):
         source, destination = (a, b) if index % 2 else (b, a)
         return [api.transfer(source, destination, 7, claims=ADMIN).status for _ in range(100)]
 
-    statuses = _run_threads(8, work)
+    statuses = run_threads(8, work)
 
     assert statuses == [201] * 800
     balances = (api.get_wallet(a), api.get_wallet(b))

@@ -27,7 +27,7 @@ from wallet_core.domain.principal import ADMIN_SCOPE, Principal
 from wallet_core.service import holds, ledger
 from wallet_core.service.access import require_admin
 from wallet_core.service.holds import HoldUnitOfWork
-from wallet_core.service.pagination import decode_cursor, encode_cursor
+from wallet_core.service.pagination import newest_first_page
 
 MAX_ATTEMPTS = 5
 
@@ -212,14 +212,8 @@ def list_balance_snapshots(
     require_admin(principal)
     if uow.wallets.get(wallet_id) is None:
         raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
-    position = decode_cursor(cursor, 2)
-    after = None
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
-        except (TypeError, ValueError) as exc:
-            raise errors.ValidationError("The cursor is not valid.") from exc
-    found = uow.balance_snapshots.list_for_wallet(wallet_id, limit=limit + 1, after=after)
-    items, more = found[:limit], len(found) > limit
-    next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)]) if more else None
-    return Page(items=items, next_cursor=next_cursor)
+    return newest_first_page(
+        lambda n, after: uow.balance_snapshots.list_for_wallet(wallet_id, limit=n, after=after),
+        limit=limit,
+        cursor=cursor,
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Protocol
 
 from wallet_core.adapters.repositories import LedgerRepository, WalletRepository
@@ -11,7 +10,7 @@ from wallet_core.domain import errors
 from wallet_core.domain.models import HistoryItem, Page, Wallet, WalletStatus
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin, visible_wallet
-from wallet_core.service.pagination import decode_cursor, encode_cursor
+from wallet_core.service.pagination import decode_cursor, encode_cursor, newest_first_page
 
 
 class UnitOfWork(Protocol):
@@ -50,17 +49,9 @@ def list_wallets(
     owner = owner_id or principal.subject
     if owner != principal.subject:
         require_admin(principal)
-    position = decode_cursor(cursor, 2)
-    after = None
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
-        except (TypeError, ValueError) as exc:
-            raise errors.ValidationError("The cursor is not valid.") from exc
-    found = uow.wallets.list_for_owner(owner, limit=limit + 1, after=after)
-    items, more = found[:limit], len(found) > limit
-    next_cursor = encode_cursor([items[-1].created_at.isoformat(), str(items[-1].id)]) if more else None
-    return Page(items=items, next_cursor=next_cursor)
+    return newest_first_page(
+        lambda n, after: uow.wallets.list_for_owner(owner, limit=n, after=after), limit=limit, cursor=cursor
+    )
 
 
 def wallet_history(
