@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.local_runtime.context import give_each_resolver_its_own_event
+
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 
@@ -41,10 +43,17 @@ _import_lock = threading.Lock()
 
 
 def load_handler(code_dir: str, handler: str = "app.handler"):
-    """Import `<code_dir>/<module>.py` under a unique name (every function's module is app.py)."""
+    """Import `<code_dir>/<module>.py` under a unique name (every function's module is app.py).
+
+    Each thread gets its own copy, as concurrent Lambda invocations each run in their own
+    container: handler modules keep per-invocation state (Powertools' resolver holds the current
+    event on the class, see give_each_resolver_its_own_event), which Lambda never shares between
+    concurrent requests and neither do we."""
+    give_each_resolver_its_own_event()
     module_name, function_name = handler.rsplit(".", 1)
     path = ROOT / code_dir / f"{module_name}.py"
-    unique = "lambda_" + code_dir.strip("/").replace("/", "_") + "_" + module_name
+    container = "" if threading.current_thread() is threading.main_thread() else f"_t{threading.get_ident()}"
+    unique = "lambda_" + code_dir.strip("/").replace("/", "_") + "_" + module_name + container
     with _import_lock:  # threads must not see a half-executed module
         module = sys.modules.get(unique)
         if module is None:

@@ -7,6 +7,7 @@ module-level caches, and modules imported under unique names because every handl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -78,12 +79,34 @@ def add_to_path(*dirs: Path) -> None:
             sys.path.append(str(directory))
 
 
+def give_each_resolver_its_own_event() -> None:
+    """Powertools keeps the event being resolved on the BaseRouter *class* (Lambda runs one
+    invocation per process, so that is safe there). Here several functions' handlers run on threads
+    of one process: without this, a transfer could read a debit's body or Idempotency-Key. Each
+    resolver instance keeps its own event instead; the class attribute is still set, as before."""
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+
+    original = ApiGatewayResolver.resolve
+    if getattr(original, "per_instance_event", False):
+        return
+
+    @functools.wraps(original)
+    def resolve(self, event, context):
+        self.current_event = self._to_proxy_event(event)
+        self.lambda_context = context
+        return original(self, event, context)
+
+    resolve.per_instance_event = True  # type: ignore[attr-defined]
+    ApiGatewayResolver.resolve = resolve  # type: ignore[method-assign]
+
+
 class FunctionHost:
     """Loads handlers lazily (a first invocation is a cold start, as in Lambda) and runs at most one
     invocation per function at a time: a Lambda container never runs two events at once, and the
-    handlers keep per-request state on module-level objects (the resolver's current_event)."""
+    handlers keep per-request state on module-level objects (the resolver and its event)."""
 
     def __init__(self, template: Template) -> None:
+        give_each_resolver_its_own_event()
         self.template = template
         self.functions = template.functions()
         self._handlers: dict[str, Handler] = {}
