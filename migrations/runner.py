@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool, text
 
-from wallet_core.adapters.db import resolve_database_url
+from wallet_core.adapters.db import resolve_database_url, use_iam_tokens
 from wallet_core.config import get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ def database_url_for_migrations() -> str:
 
 
 def _engine(database_url: str):
-    return create_engine(database_url, poolclass=pool.NullPool)
+    return use_iam_tokens(create_engine(database_url, poolclass=pool.NullPool), get_settings())
 
 
 def current_revision(database_url: str) -> str | None:

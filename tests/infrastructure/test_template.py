@@ -6,6 +6,7 @@ Each check is also run against a deliberately broken copy, to prove it can fail.
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -382,3 +383,21 @@ def test_the_http_api_5xx_alarm_watches_this_api(production):
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
     assert dimensions["ApiId"] == {"Ref": "HttpApi"}
+
+
+def test_iam_database_auth_is_one_switch_that_every_database_function_follows(template, production):
+    switch = {"Fn::If": ["UseIamAuth", {"Ref": "DatabaseIamConnectPolicy"}, {"Ref": "AWS::NoValue"}]}
+    database_functions = [
+        name
+        for name, function in sam.sam_functions(template).items()
+        if "ReadDatabaseSecret" in json.dumps(function["Properties"].get("Policies", []))
+    ]
+    assert "MigrationFunction" in database_functions
+    assert len(database_functions) == len(sam.traffic_functions(template)) + 1
+    for name in database_functions:
+        assert switch in production["Resources"][f"{name}Role"]["Properties"]["ManagedPolicyArns"], name
+    (statement,) = production["Resources"]["DatabaseIamConnectPolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert statement["Action"] == "rds-db:connect"
+    assert statement["Resource"]["Fn::Sub"].endswith(":dbuser:*/${DatabaseUser}")

@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
+import sqlalchemy
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from wallet_core.adapters import db
@@ -88,6 +89,39 @@ def test_the_secret_is_read_through_the_lambda_extension_and_host_can_be_overrid
     path, token = _SecretsExtension.seen[-1]
     assert path.startswith("/secretsmanager/get?secretId=arn%3Aaws%3Asecretsmanager")
     assert token == "session-token"
+
+
+def test_iam_auth_connects_as_the_user_with_a_fresh_token_as_password(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-key")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    db._rds_client.cache_clear()
+    settings = Settings(
+        database_iam_auth=True,
+        database_host="proxy.internal",
+        database_user="wallet_app",
+        database_name="wallet",
+    )
+
+    url = db.resolve_database_url(settings)
+    engine = db.use_iam_tokens(sqlalchemy.create_engine(url), settings)
+    params = {"host": "proxy.internal", "port": 5432, "user": "wallet_app"}
+    db._with_iam_token(None, None, [], params)
+
+    assert url == "postgresql+psycopg://wallet_app@proxy.internal:5432/wallet?sslmode=require"
+    assert sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
+    assert params["password"].startswith("proxy.internal:5432/?Action=connect&DBUser=wallet_app")
+    assert "X-Amz-Signature=" in params["password"]
+    db._rds_client.cache_clear()
+
+
+def test_iam_auth_without_host_or_user_is_a_clear_503_and_a_url_wins_over_it():
+    with pytest.raises(errors.ServiceUnavailableError, match="DATABASE_HOST and DATABASE_USER"):
+        db.resolve_database_url(Settings(database_iam_auth=True, database_host="h"))
+    settings = Settings(database_iam_auth=True, database_url="postgresql://u@h/d")
+    engine = db.use_iam_tokens(sqlalchemy.create_engine(db.resolve_database_url(settings)), settings)
+    assert not sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
 
 
 def _driver_error(sqlstate: str | None, cls=DBAPIError):

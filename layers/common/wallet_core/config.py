@@ -14,6 +14,12 @@ class Settings(BaseModel):
     database_url: str = ""
     database_secret_arn: str = ""
     database_host: str = ""
+    # IAM database authentication instead of the secret's password: a short-lived token per
+    # connection, signed with the function's role (rds-db:connect).
+    database_iam_auth: bool = False
+    database_user: str = ""
+    database_name: str = "postgres"
+    database_port: int = Field(default=5432, ge=1, le=65535)
     stage: str = "dev"
     app_version: str = "0.0.0-dev"
     git_sha: str = "unknown"

@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -43,6 +43,18 @@ def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
 def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return _normalise(settings.database_url)
+    if settings.database_iam_auth:
+        if not (settings.database_host and settings.database_user):
+            raise errors.ServiceUnavailableError("IAM database auth needs DATABASE_HOST and DATABASE_USER.")
+        url = URL.create(
+            "postgresql+psycopg",
+            username=settings.database_user,
+            host=settings.database_host,
+            port=settings.database_port,
+            database=settings.database_name,
+            query={"sslmode": "require"},  # RDS refuses IAM tokens over a clear-text connection
+        )
+        return url.render_as_string(hide_password=False)
     if settings.database_secret_arn:
         secret = _secret_from_extension(settings.database_secret_arn)
         url = URL.create(
@@ -65,10 +77,10 @@ def get_engine() -> Engine:
         "connect_timeout": settings.db_connect_timeout_seconds,
         "application_name": f"wallet-{settings.stage}",
     }
-    if settings.database_secret_arn:
+    if settings.database_secret_arn or settings.database_iam_auth:
         # Behind RDS Proxy prepared statements pin connections to one client: turn them off.
         connect_args["prepare_threshold"] = None
-    return create_engine(
+    engine = create_engine(
         resolve_database_url(settings),
         pool_size=settings.db_pool_size,
         max_overflow=0,
@@ -78,6 +90,30 @@ def get_engine() -> Engine:
         pool_pre_ping=False,
         pool_recycle=300,
         connect_args=connect_args,
+    )
+    return use_iam_tokens(engine, settings)
+
+
+def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
+    """With IAM database auth, every new connection of this engine signs a token as its password."""
+    if settings.database_iam_auth and not settings.database_url:
+        event.listen(engine, "do_connect", _with_iam_token)
+    return engine
+
+
+@functools.cache
+def _rds_client():
+    # Only IAM-auth deployments pay for boto3, and only when they first connect.
+    import boto3
+
+    return boto3.client("rds")
+
+
+def _with_iam_token(dialect, connection_record, cargs, cparams) -> None:
+    """A fresh token for every new connection: tokens live 15 minutes, connections are recycled
+    after 5, and generating one is a local signature (no API call)."""
+    cparams["password"] = _rds_client().generate_db_auth_token(
+        DBHostname=cparams["host"], Port=int(cparams.get("port") or 5432), DBUsername=cparams["user"]
     )
 
 
