@@ -28,6 +28,8 @@ _INSERT_SQL = """
     ON CONFLICT ON CONSTRAINT provider_events_provider_event_key DO NOTHING
     RETURNING received_at
 """
+# Planned afresh every time, like the idempotency key's completion (repositories._COMPLETE_SQL): a
+# generic plan cached while the table was small would scan it whole instead of using the unique key.
 _MARK_APPLIED_SQL = """
     UPDATE provider_events SET transaction_id = %(transaction_id)s, hold_id = %(hold_id)s, applied_at = now()
     WHERE provider = %(provider)s AND event_id = %(event_id)s
@@ -87,6 +89,7 @@ class ProviderEventRepository:
                 "transaction_id": transaction_id,
                 "hold_id": hold_id,
             },
+            prepare=False,
         )
 
     def add_rejected(

@@ -246,14 +246,17 @@ _known_system_accounts: set[str] = set()  # per container: created once, never c
 # wallets are locked, none of its own once deferred to the commit). Entry FKs are checked at the end
 # of the statement, when the transaction row from the sibling CTE exists. A locked wallet that was not
 # updated (impossible under FOR NO KEY UPDATE) fails the statement, by a division by zero, and so
-# the whole transaction, even when the statement travels with the COMMIT.
+# the whole transaction, even when the statement travels with the COMMIT. The wallets are also
+# matched with `= ANY(ids)`, so every plan (a prepared statement's generic one included, which
+# guesses 10 rows for unnest) reaches them through the primary key instead of hashing a scan of the
+# whole wallets table.
 _POST_SQL = """
     WITH moved AS (
         UPDATE wallets AS w
         SET balance = v.balance, held = v.held, version = v.version, updated_at = now()
         FROM unnest(CAST(%(wallet_ids)s AS uuid[]), CAST(%(balances)s AS bigint[]),
                     CAST(%(helds)s AS bigint[]), CAST(%(versions)s AS bigint[])) AS v(id, balance, held, version)
-        WHERE w.id = v.id
+        WHERE w.id = v.id AND w.id = ANY(CAST(%(wallet_ids)s AS uuid[]))
         RETURNING w.id
     ), posted AS (
         INSERT INTO transactions (id, kind, status, amount, currency, source_wallet_id, destination_wallet_id,
@@ -412,6 +415,9 @@ _STORED_SQL = """
     SELECT fingerprint, status_code, response_body FROM idempotency_keys
     WHERE principal = %(principal)s AND key = %(key)s
 """
+# Planned afresh every time (never a cached generic plan): a generic plan made while the table was
+# still small (a new deployment, a fresh bench database) scans the whole table for the rest of the
+# connection's life instead of using the primary key.
 _COMPLETE_SQL = """
     UPDATE idempotency_keys SET status_code = %(status_code)s, response_body = %(body)s, completed_at = now()
     WHERE principal = %(principal)s AND key = %(key)s
@@ -457,5 +463,7 @@ class IdempotencyRepository:
     def complete(self, principal: str, key: str, status_code: int, body: str) -> None:
         """Store the outcome on the key; it is sent with the commit."""
         self._session.defer(
-            _COMPLETE_SQL, {"principal": principal, "key": key, "status_code": status_code, "body": body}
+            _COMPLETE_SQL,
+            {"principal": principal, "key": key, "status_code": status_code, "body": body},
+            prepare=False,
         )

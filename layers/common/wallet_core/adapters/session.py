@@ -30,7 +30,7 @@ class RawSession:
     def __init__(self, driver_connection: psycopg.Connection) -> None:
         self._raw = driver_connection
         self._cursor = driver_connection.cursor()
-        self._pending: list[tuple[str, Params]] = []
+        self._pending: list[tuple[str, Params, bool | None]] = []
         # now() of the transaction (its start), once a statement has returned it: every row the
         # transaction writes with now() carries this time, so a deferred write can be answered for.
         self.now: datetime | None = None
@@ -53,9 +53,10 @@ class RawSession:
             cursor.execute(sql, params)
         return cursor.fetchall()
 
-    def defer(self, sql: str, params: Params) -> None:
-        """Queue a write whose outcome only matters at commit."""
-        self._pending.append((sql, params))
+    def defer(self, sql: str, params: Params, *, prepare: bool | None = None) -> None:
+        """Queue a write whose outcome only matters at commit. `prepare=False` plans it afresh every
+        time instead of letting psycopg prepare it (see psycopg's `Cursor.execute`)."""
+        self._pending.append((sql, params, prepare))
 
     def flush(self) -> None:
         if self._pending:
@@ -73,8 +74,8 @@ class RawSession:
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
-        for sql, params in pending:
-            self._cursor.execute(sql, params)
+        for sql, params, prepare in pending:
+            self._cursor.execute(sql, params, prepare=prepare)
 
     def discard(self) -> None:
         self._pending.clear()
