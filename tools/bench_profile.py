@@ -26,16 +26,7 @@ from multiprocessing import Pipe
 from typing import Any
 
 from tools import pgserver
-from tools.bench_workload import (
-    LAYER_DIR,
-    TRANSFER_DIR,
-    UNIFORM,
-    FakeContext,
-    TransferEvents,
-    load_module,
-    pick_pair,
-    prepare_database,
-)
+from tools.bench_workload import UNIFORM, Container, TransferEvents, pick_pair, prepare_database
 
 
 def _package(filename: str) -> str:
@@ -57,15 +48,14 @@ def _load(server: pgserver.EmbeddedPostgres) -> tuple[str, Callable[[], int]]:
     if status != "ok":
         raise RuntimeError(wallet_ids)
     os.environ.update({"DATABASE_URL": url, "DB_POOL_SIZE": "1"})
-    sys.path[:0] = [str(TRANSFER_DIR), str(LAYER_DIR)]
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the handler's logs
-        handler = load_module(TRANSFER_DIR / "app.py", "bench_transfer_create_app").handler
+        handler = Container("TransferCreateFunction").load()
     events, rng = TransferEvents(), random.Random(1)  # nosec B311  # load generator, not crypto
 
     def one() -> int:
         source, destination = pick_pair(rng, len(wallet_ids), UNIFORM)
         event = events.transfer(wallet_ids[source], wallet_ids[destination], rng.randint(1, 100))
-        return handler(event, FakeContext())["statusCode"]
+        return handler(event)["statusCode"]
 
     for _ in range(50):  # warm: connection, prepared statements, caches
         one()

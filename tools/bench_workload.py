@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import json
 import os
 import random
@@ -27,8 +26,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = ROOT / "layers" / "common"
 TRANSFER_DIR = ROOT / "functions" / "transfer_create"
-INGEST_DIR = ROOT / "functions" / "ingest_events"
-MIGRATIONS_DIR = ROOT / "migrations"
 EVENT_TEMPLATE = ROOT / "events" / "_apigw_v2_template.json"
 
 OWNER = "bench-user"
@@ -49,39 +46,29 @@ DUPLICATE_SHARE = 0.1
 PROVIDER = "bench-bank"
 
 
-def _add_to_path(*dirs: Path) -> None:
-    for directory in dirs:
-        if str(directory) not in sys.path:
-            sys.path.append(str(directory))
+class Container:
+    """One function as Lambda hosts it, loaded by the local runtime from template.yaml (its code
+    root, the layer on sys.path, its memory and timeout in the context): the handler that runs here
+    is the one the template deploys."""
 
+    def __init__(self, logical_id: str) -> None:
+        from tools.local_runtime.context import FunctionHost
+        from tools.local_runtime.template import Template
 
-def load_module(path: Path, name: str) -> Any:
-    """Import a function's app.py by file path, as Lambda does (every function's module is app.py)."""
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
+        self._host = FunctionHost(Template(ROOT / "template.yaml"))
+        self._function = self._host.function(logical_id)
+        self._logical_id = logical_id
+        self._handler: Any = None
 
+    def load(self) -> Container:
+        """The cold import of the handler module (what the bench times)."""
+        self._handler = self._host.handler(self._logical_id)
+        return self
 
-@dataclass
-class FakeContext:
-    """The parts of a Lambda context the handlers and Powertools read."""
+    def __call__(self, event: dict[str, Any]) -> Any:
+        from tools.local_runtime.context import LambdaContext
 
-    function_name: str = "TransferCreateFunction"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 512
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:TransferCreateFunction"
-    log_group_name: str = "/aws/lambda/TransferCreateFunction"
-    log_stream_name: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 15_000
+        return self._handler(event, LambdaContext.for_function(self._function))
 
 
 class TransferEvents:
@@ -186,11 +173,9 @@ def prepare_database(database_url: str, wallet_count: int, reply: Connection) ->
     write it (a thousand credits through the handler would cost seconds and measure nothing)."""
     try:
         os.environ["DATABASE_URL"] = database_url
-        _add_to_path(LAYER_DIR, MIGRATIONS_DIR)
         # Its logger binds sys.stdout when the module loads: silence its JSON line from there on.
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            migrations = load_module(MIGRATIONS_DIR / "app.py", "bench_migrations_app")
-            result = migrations.handler({"action": "upgrade"}, FakeContext(function_name="migrate"))
+            result = Container("MigrationFunction").load()({"action": "upgrade"})
         if result.get("status") != "ok":
             raise RuntimeError(f"migration failed: {result}")
 
@@ -315,7 +300,7 @@ def run_window(
         began = time.monotonic()
         if began >= end:
             break
-        response = handler(event, FakeContext())
+        response = handler(event)
         finished = time.monotonic()
         status = response["statusCode"]
         if finished > end:
@@ -341,7 +326,7 @@ def ingest_window(handler: Any, batches: DepositBatches, start: float, end: floa
     while time.monotonic() < end:
         event, fresh = batches.batch()
         began = time.monotonic()
-        response = handler(event, FakeContext(function_name="IngestEventsFunction"))
+        response = handler(event)
         finished = time.monotonic()
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         fresh_ids = {record["messageId"] for record in event["Records"][:fresh]}
@@ -359,14 +344,14 @@ def ingest_worker_main(index: int, database_url: str, wallet_ids: list[str], cha
     """One ingestion container: the real functions/ingest_events/app.py, one batch at a time."""
     try:
         _configure_worker(database_url)
-        _add_to_path(LAYER_DIR, INGEST_DIR)
+        container = Container("IngestEventsFunction")
         began = time.perf_counter()
-        handler = load_module(INGEST_DIR / "app.py", "bench_ingest_events_app").handler
+        handler = container.load()
         import_seconds = time.perf_counter() - began
         rng = random.Random(index * 7919 + os.getpid())  # nosec B311  # load generator, not crypto
         batches = DepositBatches(index, wallet_ids, rng)
         began = time.perf_counter()
-        first = handler(batches.batch()[0], FakeContext(function_name="IngestEventsFunction"))
+        first = handler(batches.batch()[0])
         first_seconds = time.perf_counter() - began
         failures = first.get("batchItemFailures", [])
         status = 200 if not failures else 500
@@ -403,15 +388,15 @@ def worker_main(index: int, database_url: str, wallet_ids: list[str], channel: C
     """One container: cold import, one warm-up request, then windows of load on command."""
     try:
         _configure_worker(database_url)
-        _add_to_path(LAYER_DIR, TRANSFER_DIR)
+        container = Container("TransferCreateFunction")
         began = time.perf_counter()
-        handler = load_module(TRANSFER_DIR / "app.py", "bench_transfer_create_app").handler
+        handler = container.load()
         import_seconds = time.perf_counter() - began
         events = TransferEvents()
         rng = random.Random(index * 7919 + os.getpid())  # nosec B311  # load generator, not crypto
         source, destination = pick_pair(rng, len(wallet_ids), UNIFORM)
         began = time.perf_counter()
-        first = handler(events.transfer(wallet_ids[source], wallet_ids[destination], 1), FakeContext())
+        first = handler(events.transfer(wallet_ids[source], wallet_ids[destination], 1))
         first_seconds = time.perf_counter() - began
         channel.send(("ready", import_seconds, first_seconds, first["statusCode"], _problem_sample(first)))
         while True:
