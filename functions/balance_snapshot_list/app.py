@@ -13,7 +13,7 @@ from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import balance_snapshot_resource, page_resource
 from wallet_core.service import ingestion
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.get("/v1/wallets/<wallet_id>/balance-snapshots")

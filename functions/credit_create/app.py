@@ -12,7 +12,7 @@ from wallet_core.http.presenters import transaction_resource
 from wallet_core.http.schemas import MovementRequest
 from wallet_core.service import ledger
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/wallets/<wallet_id>/credits")

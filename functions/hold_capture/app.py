@@ -14,7 +14,7 @@ from wallet_core.http.presenters import transaction_resource
 from wallet_core.http.schemas import HoldCaptureRequest
 from wallet_core.service import holds
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/holds/<hold_id>/capture")

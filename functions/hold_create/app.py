@@ -10,7 +10,7 @@ from wallet_core.http.presenters import hold_resource
 from wallet_core.http.schemas import HoldCreateRequest
 from wallet_core.service import holds
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/holds")

@@ -11,7 +11,7 @@ from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import hold_resource
 from wallet_core.service import holds
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/holds/<hold_id>/void")

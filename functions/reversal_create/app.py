@@ -14,7 +14,7 @@ from wallet_core.http.presenters import transaction_resource
 from wallet_core.http.schemas import ReversalCreateRequest
 from wallet_core.service import ledger
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/transactions/<transaction_id>/reversals")

@@ -11,7 +11,7 @@ from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import wallet_resource
 from wallet_core.service import wallets
 
-app = create_app()
+app = create_app(admin_only=True)
 
 
 @app.post("/v1/wallets/<wallet_id>/unfreeze")

@@ -7,7 +7,7 @@ import random
 import threading
 import uuid
 
-from tests.conftest import BOB
+from tests.conftest import ADMIN, BOB
 from tests.support.lambda_runtime import sample_event
 
 
@@ -106,7 +106,7 @@ def test_the_mixed_sample_batch(api, ingestion, recorded):
         record["body"] = (
             record["body"].replace("acme-bank", ingestion.provider).replace("acme-acct-1001", ref)
         )
-    wallet = api.create_wallet(BOB, external_ref=ref)
+    wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
 
     response = ingestion.invoke(event)
 
@@ -118,7 +118,7 @@ def test_the_mixed_sample_batch(api, ingestion, recorded):
 
 def test_every_single_event_sample_applies(api, ingestion, recorded):
     ref = f"acme-acct-{uuid.uuid4()}"
-    wallet = api.create_wallet(BOB, external_ref=ref)
+    wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
     settling = None
     outcomes = {}
     for name in (

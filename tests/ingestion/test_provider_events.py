@@ -38,7 +38,7 @@ def test_deposit_settled_credits_the_wallet_once_as_the_provider(api, db, ingest
 
 def test_deposit_settled_finds_the_wallet_by_external_ref(api, ingestion):
     ref = f"acct-{ingestion.provider}"
-    wallet = api.create_wallet(BOB, external_ref=ref)
+    wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
 
     failures = ingestion.deliver(
         ingestion.body("deposit.settled", external_ref=ref, amount=700, currency="USD")
@@ -249,7 +249,7 @@ def test_events_about_records_that_do_not_exist_yet_are_retried_then_apply(api, 
 
     assert first == [0, 1, 2, 3, 4, 5]
     assert all(recorded(ingestion.provider, body["event_id"]) is None for body in (deposit, report))
-    wallet = api.create_wallet(BOB, external_ref=ref)
+    wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
     assert ingestion.deliver_and_index(deposit, report) == []
     assert _balance(api, wallet["id"]) == 300
     assert recorded(ingestion.provider, report["event_id"])[0] == "applied"

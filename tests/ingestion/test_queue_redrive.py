@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.conftest import BOB
+from tests.conftest import ADMIN, BOB
 
 MAX_RECEIVE_COUNT = 3
 
@@ -106,7 +106,8 @@ def test_a_record_that_keeps_failing_ends_in_the_dlq_and_a_late_wallet_succeeds_
     mapping = EventSourceMapping(sqs, url, ingestion)
 
     assert mapping.poll() == 3
-    late_wallet = api.create_wallet(BOB, external_ref=ref)  # the record it refers to shows up
+    # the record it refers to shows up
+    late_wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
     for _ in range(10):  # bounded: at most maxReceiveCount + a few polls are ever needed
         if mapping.poll() == 0:
             break

@@ -13,7 +13,7 @@ def test_opening_a_wallet_returns_the_contract_resource(api):
         "POST",
         "/v1/wallets",
         claims=ALICE,
-        body={"currency": "EUR", "external_ref": f"ext-{uuid.uuid4()}", "metadata": {"tier": "gold"}},
+        body={"currency": "EUR", "metadata": {"tier": "gold"}},
     )
 
     assert result.status == 201
@@ -23,8 +23,21 @@ def test_opening_a_wallet_returns_the_contract_resource(api):
     assert (wallet["currency"], wallet["status"]) == ("EUR", "active")
     assert (wallet["balance"], wallet["held"], wallet["available"], wallet["version"]) == (0, 0, 0, 1)
     assert wallet["metadata"] == {"tier": "gold"}
+    assert wallet["external_ref"] is None
     assert wallet["created_at"].endswith("Z")
     assert result.headers["content-type"] == "application/json"
+
+
+def test_only_an_admin_links_a_wallet_to_a_provider_account(api):
+    ref = f"ext-{uuid.uuid4()}"
+    by_user = api.call(
+        "wallet_create", "POST", "/v1/wallets", claims=ALICE, body={"currency": "EUR", "external_ref": ref}
+    )
+
+    linked = api.create_wallet(ADMIN, currency="EUR", owner_id="alice", external_ref=ref)
+
+    assert (by_user.status, by_user.code) == (403, "forbidden")
+    assert (linked["owner_id"], linked["external_ref"]) == ("alice", ref)
 
 
 def test_admin_opens_a_wallet_for_another_owner(api):

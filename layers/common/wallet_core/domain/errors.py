@@ -30,6 +30,10 @@ class UnauthorizedError(WalletServiceError):
     code = "unauthorized"
 
 
+class InvalidSubjectError(UnauthorizedError):
+    """The token's subject (claim sub) must be 1 to 255 characters, with no control characters."""
+
+
 class ValidationError(WalletServiceError):
     """The request is not valid."""
 
@@ -62,6 +66,12 @@ class WalletClosedError(WalletServiceError):
     """The wallet is closed and accepts no operation."""
 
     code = "wallet_closed"
+
+
+class BalanceLimitExceededError(WalletServiceError):
+    """This movement would take a wallet's posted balance above 9007199254740991 (2^53 - 1)."""
+
+    code = "balance_limit_exceeded"
 
 
 class SameWalletError(WalletServiceError):

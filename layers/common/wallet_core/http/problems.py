@@ -27,6 +27,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.WalletFrozenError.code: 422,
     errors.WalletClosedError.code: 422,
     errors.SameWalletError.code: 422,
+    errors.BalanceLimitExceededError.code: 422,
     errors.AmountExceedsHoldError.code: 422,
     errors.ServiceUnavailableError.code: 503,
 }
