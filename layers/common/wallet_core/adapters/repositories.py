@@ -54,7 +54,11 @@ def _current_wallets():
 # The lock of the movement path. Due holds are looked for only when the wallet holds anything: an
 # active hold's remaining amount is part of `held`, so held = 0 means there is nothing to release.
 # now() comes along: it is the transaction's time, which every row the transaction writes carries.
-_LOCK_SQL = """
+# {condition} is empty, or the ownership check of a non-admin's transfer: rows are locked only
+# after they pass the WHERE clause, and an uncorrelated EXISTS that is false lets none pass, so a
+# caller who does not own the source locks nothing at all (owner_id never changes: reading it
+# without a lock is exact).
+_LOCK_TEMPLATE = """
     SELECT w.id, w.owner_id, w.currency, w.status, w.balance, w.held, w.version, w.external_ref,
            w.metadata, w.created_at, w.updated_at,
            CASE WHEN w.held > 0 THEN EXISTS (
@@ -63,10 +67,15 @@ _LOCK_SQL = """
            ) ELSE false END AS has_due_holds,
            now()
     FROM wallets AS w
-    WHERE w.id = ANY(%(ids)s)
+    WHERE w.id = ANY(%(ids)s){condition}
     ORDER BY w.id
     FOR NO KEY UPDATE OF w
 """
+_LOCK_SQL = _LOCK_TEMPLATE.format(condition="")
+_LOCK_IF_OWNED_SQL = _LOCK_TEMPLATE.format(
+    condition="""
+      AND EXISTS (SELECT 1 FROM wallets AS o WHERE o.id = %(owned_id)s AND o.owner_id = %(owner)s)"""
+)
 
 
 # A wallet as of now: `held` without the holds that expired since the row was last written (the same
@@ -154,14 +163,25 @@ class WalletRepository:
     def exists_with_external_ref(self, external_ref: str) -> bool:
         return self.get_by_external_ref(external_ref) is not None
 
-    def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
+    def get_for_update(
+        self, wallet_ids: Iterable[uuid.UUID], *, when_owned_by: tuple[uuid.UUID, str] | None = None
+    ) -> dict[uuid.UUID, Wallet]:
         """Lock the wallets in ascending id order, so two requests touching the same pair can never
         wait on each other crosswise. FOR NO KEY UPDATE still lets entries reference the rows.
+
+        `when_owned_by` = (wallet id, owner): lock and return nothing unless that wallet belongs to
+        that owner, checked in the same statement, before any row is locked.
 
         Holds of these wallets that are past expires_at are released here, under the lock, so every
         write starts from an exact `held` (one more statement, only when a wallet has due holds)."""
         ordered = sorted(set(wallet_ids))
-        rows = self._session.fetch(_LOCK_SQL, {"ids": ordered})
+        if when_owned_by is None:
+            rows = self._session.fetch(_LOCK_SQL, {"ids": ordered})
+        else:
+            owned_id, owner = when_owned_by
+            rows = self._session.fetch(
+                _LOCK_IF_OWNED_SQL, {"ids": ordered, "owned_id": owned_id, "owner": owner}
+            )
         locked = {}
         due = []
         for row in rows:

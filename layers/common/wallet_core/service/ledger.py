@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 
 from wallet_core.domain import errors
 from wallet_core.domain.models import NewTransaction, Posting, Transaction, TransactionKind, Wallet
+from wallet_core.domain.money import MAX_BALANCE
 from wallet_core.domain.principal import Principal
-from wallet_core.service.access import require_admin, visible_wallet
+from wallet_core.service.access import require_admin
 from wallet_core.service.wallets import UnitOfWork
 
 
@@ -32,7 +33,12 @@ def _lock(uow: UnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
 
 
 def post(uow: UnitOfWork, new: NewTransaction, legs: list[tuple[Wallet | None, int]]) -> Transaction:
-    """Apply each leg to its (locked) wallet, then write wallets, transaction and entries together."""
+    """Apply each leg to its (locked) wallet, then write wallets, transaction and entries together.
+    Every movement that adds to a wallet comes through here, so the balance ceiling is checked
+    here, on the locked rows, before any leg is applied (the caller rolls back on the error)."""
+    for wallet, amount in legs:
+        if wallet is not None and amount > 0 and wallet.balance + amount > MAX_BALANCE:
+            raise errors.BalanceLimitExceededError()
     postings = []
     for wallet, amount in legs:
         if wallet is not None:
@@ -83,6 +89,9 @@ def debit_wallet(
     return post(uow, new, [(wallet, -amount), (None, amount)])
 
 
+TRANSFER_WALLET_NOT_FOUND = "The source or the destination wallet was not found."
+
+
 def transfer(
     uow: UnitOfWork,
     principal: Principal,
@@ -93,13 +102,22 @@ def transfer(
     currency: str,
     memo: Memo,
 ) -> Transaction:
+    """A non-admin may move money only out of a wallet they own. That is checked in the statement
+    that takes the locks, before any row is locked: a caller cannot queue on, or hold, the lock of a
+    wallet they cannot use. The destination is anyone's, so no detail says anything about it (nor
+    which of the two ids was not found) beyond the contract's error code."""
     if source_wallet_id == destination_wallet_id:
         raise errors.SameWalletError()
-    locked = _lock(uow, source_wallet_id, destination_wallet_id)
-    source = visible_wallet(locked[source_wallet_id], principal, source_wallet_id)
-    destination = locked[destination_wallet_id]
+    locked = uow.wallets.get_for_update(
+        (source_wallet_id, destination_wallet_id),
+        when_owned_by=None if principal.is_admin else (source_wallet_id, principal.subject),
+    )
+    source, destination = locked.get(source_wallet_id), locked.get(destination_wallet_id)
+    if source is None or destination is None:
+        raise errors.NotFoundError(TRANSFER_WALLET_NOT_FOUND)
     source.ensure_currency(currency)
-    destination.ensure_currency(currency)
+    if destination.currency != currency:
+        raise errors.CurrencyMismatchError(f"The destination wallet does not take {currency}.")
     source.ensure_can_send()
     destination.ensure_can_receive()
     source.ensure_available(amount)
