@@ -27,6 +27,9 @@ def wallet_create(body: WalletCreateRequest):
         ),
         status=201,
         present=wallet_resource,
+        authorize=lambda principal: wallets.authorize_create_wallet(
+            principal, owner_id=body.owner_id, external_ref=body.external_ref
+        ),
     )
 
 

@@ -64,6 +64,23 @@ def test_a_user_may_still_open_a_wallet_without_a_reference(api):
     assert result.body["external_ref"] is None
 
 
+def test_the_admin_parts_of_opening_a_wallet_are_checked_before_the_key_and_on_every_replay(api):
+    # Given an operator opened a linked wallet for someone else with a key
+    operator = {"sub": f"operator-{uuid.uuid4()}", "scope": "wallet:admin"}
+    body = {"currency": "USD", "owner_id": "carol", "external_ref": f"acme-acct-{uuid.uuid4()}"}
+    key = str(uuid.uuid4())
+    assert api.call("wallet_create", "POST", "/v1/wallets", claims=operator, body=body, key=key).status == 201
+
+    # When the same subject, no longer an admin, replays it, or sends it without a key
+    demoted = {"sub": operator["sub"], "scope": "wallet:read"}
+    replay = api.call("wallet_create", "POST", "/v1/wallets", claims=demoted, body=body, key=key)
+    keyless = api.call("wallet_create", "POST", "/v1/wallets", claims=demoted, body=body, key="")
+
+    # Then both are forbidden
+    assert (replay.status, replay.code) == (403, "forbidden")
+    assert (keyless.status, keyless.code) == (403, "forbidden")
+
+
 # --- admin-only routes answer 403 first ----------------------------------------------------------
 
 

@@ -144,9 +144,14 @@ def run_command(
     *,
     status: int,
     present: Callable[[T], dict[str, Any]],
+    authorize: Callable[[Principal], None] | None = None,
 ) -> Response:
+    """`authorize` (a route whose body decides what the caller needs, e.g. the admin-only fields of
+    a new wallet) runs before the Idempotency-Key is read, so every replay is authorized afresh."""
     event = app.current_event
     principal = principal_from_event(event.raw_event)
+    if authorize is not None:
+        authorize(principal)
     request = idempotency.IdempotentRequest(
         principal=principal.subject,
         key=_idempotency_key(event.headers or {}),

@@ -22,6 +22,16 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
 
+def authorize_create_wallet(principal: Principal, *, owner_id: str | None, external_ref: str | None) -> None:
+    """Anyone opens a wallet for themselves; only an admin opens one for another owner or links it
+    to a provider account (external_ref): deposits follow that link, so a user who could set it
+    could claim someone else's deposits. Checked before the insert, so a non-admin never learns
+    whether a reference is already linked (external_ref_in_use is for admins only). The handler
+    also runs it before the idempotency key is read, so a replay is authorized afresh."""
+    if (owner_id is not None and owner_id != principal.subject) or external_ref is not None:
+        require_admin(principal)
+
+
 def create_wallet(
     uow: UnitOfWork,
     principal: Principal,
@@ -31,15 +41,12 @@ def create_wallet(
     external_ref: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> Wallet:
-    """Anyone opens a wallet for themselves; only an admin opens one for another owner or links it
-    to a provider account (external_ref): deposits follow that link, so a user who could set it
-    could claim someone else's deposits. Checked before the insert, so a non-admin never learns
-    whether a reference is already linked (external_ref_in_use is for admins only)."""
-    owner = owner_id or principal.subject
-    if owner != principal.subject or external_ref is not None:
-        require_admin(principal)
+    authorize_create_wallet(principal, owner_id=owner_id, external_ref=external_ref)
     return uow.wallets.add(
-        owner_id=owner, currency=currency, external_ref=external_ref, metadata=metadata or {}
+        owner_id=owner_id or principal.subject,
+        currency=currency,
+        external_ref=external_ref,
+        metadata=metadata or {},
     )
 
 
