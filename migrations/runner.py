@@ -1,7 +1,15 @@
-"""Apply the Alembic migrations under a PostgreSQL advisory lock.
+"""Apply the Alembic migrations under a PostgreSQL advisory lock, all pending revisions in ONE
+transaction.
 
 Two concurrent runs (two deployments, a retry while the first is still going) serialise on the
 lock: one migrates, the other waits and then finds nothing to do.
+
+One transaction for the whole run (env.py: transaction_per_migration=False), not one per revision:
+a deploy's migrations land together or not at all, so a failing revision, or a run cut short by the
+Lambda timeout, leaves the database at the head it had, on which the previous build is known to
+run; PostgreSQL's DDL is transactional, and CREATE ROLE and GRANT are too. A future revision that
+cannot run in a transaction (CREATE INDEX CONCURRENTLY) opens `op.get_context().autocommit_block()`
+for that statement and must be written to be rerun safely.
 """
 
 from __future__ import annotations
@@ -38,7 +46,9 @@ def database_url_for_migrations() -> str:
 
 
 def _engine(database_url: str):
-    return use_iam_tokens(create_engine(database_url, poolclass=pool.NullPool), get_settings())
+    # hide_parameters: a failed statement's values never reach the migration function's log.
+    engine = create_engine(database_url, poolclass=pool.NullPool, hide_parameters=True)
+    return use_iam_tokens(engine, get_settings())
 
 
 def current_revision(database_url: str) -> str | None:
