@@ -53,12 +53,12 @@ def _create_app_role() -> None:
     # Two migrations racing on one server (two test databases) may both find the role missing: the
     # loser's CREATE ROLE fails with duplicate_object or unique_violation and is ignored.
     op.execute(
-        f"""
+        """
         DO $$
         BEGIN
-            IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{APP_ROLE}') THEN
+            IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'wallet_app') THEN
                 BEGIN
-                    CREATE ROLE {APP_ROLE} NOLOGIN;
+                    CREATE ROLE wallet_app NOLOGIN;
                 EXCEPTION WHEN duplicate_object OR unique_violation THEN
                     NULL;
                 END;
