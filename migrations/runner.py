@@ -14,6 +14,8 @@ for that statement and must be written to be rerun safely.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from alembic import command
@@ -70,6 +72,65 @@ def _run_locked(database_url: str, action) -> str | None:
             connection.rollback()
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             connection.commit()
+
+
+# The application's login (APP_DATABASE_SECRET_ARN: JSON with username and password) is created or
+# updated here, by the migration role, so the functions never need the master secret. The password
+# travels as a hidden bind parameter into a transaction-local setting and is applied by the server
+# (format %L), so it is never part of a statement's text, in an error or in a log.
+_ENSURE_APP_LOGIN_SQL = """
+DO $$
+DECLARE
+    login text := current_setting('wallet.app_login');
+    existing pg_catalog.pg_roles%ROWTYPE;
+BEGIN
+    SELECT * INTO existing FROM pg_catalog.pg_roles WHERE rolname = login;
+    IF FOUND AND (existing.rolsuper OR existing.rolcreaterole OR existing.rolcreatedb
+                  OR existing.rolreplication OR existing.rolbypassrls OR login = current_user) THEN
+        RAISE EXCEPTION 'the application login must be an unprivileged role';
+    END IF;
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE ROLE %I LOGIN', login);
+    END IF;
+    EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L',
+                   login, current_setting('wallet.app_password'));
+    EXECUTE format('GRANT wallet_app TO %I', login);
+END $$
+"""
+
+
+def app_login_secret() -> dict | None:
+    """The application's login from APP_DATABASE_SECRET_ARN, read straight from Secrets Manager."""
+    secret_arn = os.environ.get("APP_DATABASE_SECRET_ARN")
+    if not secret_arn:
+        return None
+    import boto3
+
+    response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    return json.loads(response["SecretString"])
+
+
+def ensure_app_login(database_url: str, secret: dict | None = None) -> str | None:
+    """Create or update the application's login role (a member of wallet_app, nothing more).
+    Returns its name, or None when no app secret is configured."""
+    secret = secret if secret is not None else app_login_secret()
+    if secret is None:
+        return None
+    with _engine(database_url).connect() as connection:
+        if not connection.execute(
+            text("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wallet_app'")
+        ).first():
+            return None  # a schema older than 0003: nothing to be a member of yet
+        connection.execute(
+            text(
+                "SELECT set_config('wallet.app_login', :login, true),"
+                " set_config('wallet.app_password', :password, true)"
+            ),
+            {"login": secret["username"], "password": secret["password"]},
+        )
+        connection.execute(text(_ENSURE_APP_LOGIN_SQL))
+        connection.commit()
+    return secret["username"]
 
 
 def upgrade_to_head(database_url: str) -> str | None:
