@@ -207,3 +207,162 @@ def test_a_wrong_password_that_stays_wrong_is_a_503_not_a_loop(
                 pass
         finally:
             reset_caches()
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    import subprocess
+
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+class _TlsHandshakeServer:
+    """Just enough of PostgreSQL to prove what the client verifies: it answers the client's
+    SSLRequest with 'S', completes the TLS handshake with its certificate, records that, and hangs
+    up. (The embedded PostgreSQL is built without TLS.)"""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        import socket
+        import threading
+
+        self.handshakes = 0
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(cert, key)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with client:
+                client.settimeout(5)
+                try:
+                    if client.recv(8)[4:] != (80877103).to_bytes(4, "big"):  # SSLRequest
+                        continue
+                    client.sendall(b"S")
+                    with self._context.wrap_socket(client, server_side=True):
+                        self.handshakes += 1
+                except (OSError, ssl.SSLError):
+                    continue
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A TLS endpoint with a certificate for `localhost` from a throwaway CA."""
+    import shutil
+
+    if shutil.which("openssl") is None:  # pragma: no cover - Debian and the CI image ship it
+        pytest.skip("openssl is needed to make a test certificate authority")
+    work = tmp_path_factory.mktemp("tls")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Wallet Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        cwd=work,
+    )
+    _openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        cwd=work,
+    )
+    (work / "san.ext").write_text("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+        cwd=work,
+    )
+    server = _TlsHandshakeServer(work / "server.pem", work / "server.key")
+    yield server, work / "ca.pem"
+    server.close()
+
+
+def _connect_as_in_aws(server, host: str, **settings) -> Exception:
+    """Connect the way the service does in AWS (secret, verify-full); the server always hangs up
+    after the handshake, so this returns the error the client ends with."""
+    import sqlalchemy
+
+    from wallet_core.adapters import db
+    from wallet_core.config import Settings
+
+    secret = {"username": "app", "password": "pw", "host": host, "port": server.port, "dbname": "wallet"}
+    original = db._secret_from_extension
+    db._secret_from_extension = lambda arn: secret
+    try:
+        url = db.resolve_database_url(Settings(database_secret_arn="arn:secret", **settings))
+    finally:
+        db._secret_from_extension = original
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with pytest.raises(sqlalchemy.exc.OperationalError) as raised:
+            engine.connect()
+        return raised.value
+    finally:
+        engine.dispose()
+
+
+def test_verify_full_accepts_the_certificate_of_a_trusted_ca_for_the_right_host(tls_server):
+    server, ca = tls_server
+    before = server.handshakes
+
+    error = _connect_as_in_aws(server, "localhost", database_sslrootcert=str(ca))
+
+    assert "certificate" not in str(error)
+    assert server.handshakes > before  # (libpq may try each address of localhost)
+
+
+def test_verify_full_refuses_a_server_the_rds_bundle_does_not_vouch_for(tls_server):
+    server, _ = tls_server
+    before = server.handshakes
+
+    error = _connect_as_in_aws(server, "localhost")
+
+    assert "certificate verify failed" in str(error)
+    assert server.handshakes == before
+
+
+def test_verify_full_refuses_a_certificate_for_another_host_name(tls_server):
+    server, ca = tls_server
+
+    error = _connect_as_in_aws(server, "127.0.0.1", database_sslrootcert=str(ca))
+
+    # (libpq checks the name after the handshake, so the server cannot tell; the client refuses)
+    assert "127.0.0.1" in str(error)
+    assert "does not match" in str(error) or "server certificate for" in str(error)
