@@ -86,7 +86,8 @@ DECLARE
 BEGIN
     SELECT * INTO existing FROM pg_catalog.pg_roles WHERE rolname = login;
     IF FOUND AND (existing.rolsuper OR existing.rolcreaterole OR existing.rolcreatedb
-                  OR existing.rolreplication OR existing.rolbypassrls OR login = current_user) THEN
+                  OR existing.rolreplication OR existing.rolbypassrls OR login = current_user
+                  OR login = 'wallet_app') THEN
         RAISE EXCEPTION 'the application login must be an unprivileged role';
     END IF;
     IF NOT FOUND THEN

@@ -86,13 +86,14 @@ def test_the_app_login_is_created_from_its_secret_and_its_password_follows_the_s
     assert flags == (True, False, False, True)
 
 
-def test_a_privileged_role_is_never_turned_into_the_app_login(
-    owner_database_url, database_url, aws, monkeypatch
+@pytest.mark.parametrize("login", ["postgres", "wallet_app"])
+def test_a_privileged_or_group_role_is_never_turned_into_the_app_login(
+    owner_database_url, database_url, login
 ):
     import runner
 
     with pytest.raises(Exception, match="unprivileged"):
-        runner.ensure_app_login(owner_database_url, {"username": "postgres", "password": "x"})
+        runner.ensure_app_login(owner_database_url, {"username": login, "password": "x"})
 
 
 def test_without_an_app_secret_nothing_is_created():
