@@ -24,7 +24,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     head = runner.head_revision()
     if action == "upgrade":
         revision = runner.upgrade_to_head(database_url)
-        logger.info("migrations applied", extra={"revision": revision, "head": head})
+        login = runner.ensure_app_login(database_url)
+        logger.info("migrations applied", extra={"revision": revision, "head": head, "app_login": login})
         return {"status": "ok", "revision": revision, "head": head}
     if action == "current":
         return {"status": "ok", "revision": runner.current_revision(database_url), "head": head}

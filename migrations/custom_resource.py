@@ -93,6 +93,17 @@ def _outcome(event: dict[str, Any], context: Any) -> tuple[str, str, dict[str, A
 
 
 def _migrate(properties: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    status, reason, data = _migrate_schema(properties)
+    if status == SUCCESS and data.get("Revision"):
+        # Every deploy (re)applies the application's login from its secret, also when the schema
+        # had nothing to do: the functions connect with it, never with the master secret.
+        login = runner.ensure_app_login(runner.database_url_for_migrations())
+        if login:
+            logger.info("application login ensured", extra={"login": login})
+    return status, reason, data
+
+
+def _migrate_schema(properties: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     from alembic.script import ScriptDirectory
 
     scripts = ScriptDirectory.from_config(runner.alembic_config())

@@ -10,7 +10,8 @@ config = context.config
 
 
 def run_migrations(connection) -> None:
-    context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+    # One transaction for every pending revision: see runner.py for why.
+    context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
     with context.begin_transaction():
         context.run_migrations()
 

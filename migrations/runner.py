@@ -1,11 +1,21 @@
-"""Apply the Alembic migrations under a PostgreSQL advisory lock.
+"""Apply the Alembic migrations under a PostgreSQL advisory lock, all pending revisions in ONE
+transaction.
 
 Two concurrent runs (two deployments, a retry while the first is still going) serialise on the
 lock: one migrates, the other waits and then finds nothing to do.
+
+One transaction for the whole run (env.py: transaction_per_migration=False), not one per revision:
+a deploy's migrations land together or not at all, so a failing revision, or a run cut short by the
+Lambda timeout, leaves the database at the head it had, on which the previous build is known to
+run; PostgreSQL's DDL is transactional, and CREATE ROLE and GRANT are too. A future revision that
+cannot run in a transaction (CREATE INDEX CONCURRENTLY) opens `op.get_context().autocommit_block()`
+for that statement and must be written to be rerun safely.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from alembic import command
@@ -38,7 +48,9 @@ def database_url_for_migrations() -> str:
 
 
 def _engine(database_url: str):
-    return use_iam_tokens(create_engine(database_url, poolclass=pool.NullPool), get_settings())
+    # hide_parameters: a failed statement's values never reach the migration function's log.
+    engine = create_engine(database_url, poolclass=pool.NullPool, hide_parameters=True)
+    return use_iam_tokens(engine, get_settings())
 
 
 def current_revision(database_url: str) -> str | None:
@@ -60,6 +72,66 @@ def _run_locked(database_url: str, action) -> str | None:
             connection.rollback()
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
             connection.commit()
+
+
+# The application's login (APP_DATABASE_SECRET_ARN: JSON with username and password) is created or
+# updated here, by the migration role, so the functions never need the master secret. The password
+# travels as a hidden bind parameter into a transaction-local setting and is applied by the server
+# (format %L), so it is never part of a statement's text, in an error or in a log.
+_ENSURE_APP_LOGIN_SQL = """
+DO $$
+DECLARE
+    login text := current_setting('wallet.app_login');
+    existing pg_catalog.pg_roles%ROWTYPE;
+BEGIN
+    SELECT * INTO existing FROM pg_catalog.pg_roles WHERE rolname = login;
+    IF FOUND AND (existing.rolsuper OR existing.rolcreaterole OR existing.rolcreatedb
+                  OR existing.rolreplication OR existing.rolbypassrls OR login = current_user
+                  OR login = 'wallet_app') THEN
+        RAISE EXCEPTION 'the application login must be an unprivileged role';
+    END IF;
+    IF NOT FOUND THEN
+        EXECUTE format('CREATE ROLE %I LOGIN', login);
+    END IF;
+    EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L',
+                   login, current_setting('wallet.app_password'));
+    EXECUTE format('GRANT wallet_app TO %I', login);
+END $$
+"""
+
+
+def app_login_secret() -> dict | None:
+    """The application's login from APP_DATABASE_SECRET_ARN, read straight from Secrets Manager."""
+    secret_arn = os.environ.get("APP_DATABASE_SECRET_ARN")
+    if not secret_arn:
+        return None
+    import boto3
+
+    response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
+    return json.loads(response["SecretString"])
+
+
+def ensure_app_login(database_url: str, secret: dict | None = None) -> str | None:
+    """Create or update the application's login role (a member of wallet_app, nothing more).
+    Returns its name, or None when no app secret is configured."""
+    secret = secret if secret is not None else app_login_secret()
+    if secret is None:
+        return None
+    with _engine(database_url).connect() as connection:
+        if not connection.execute(
+            text("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'wallet_app'")
+        ).first():
+            return None  # a schema older than 0003: nothing to be a member of yet
+        connection.execute(
+            text(
+                "SELECT set_config('wallet.app_login', :login, true),"
+                " set_config('wallet.app_password', :password, true)"
+            ),
+            {"login": secret["username"], "password": secret["password"]},
+        )
+        connection.execute(text(_ENSURE_APP_LOGIN_SQL))
+        connection.commit()
+    return secret["username"]
 
 
 def upgrade_to_head(database_url: str) -> str | None:

@@ -69,8 +69,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 def reset_caches() -> None:
+    from wallet_core.adapters import db
     from wallet_core.adapters.db import get_engine
     from wallet_core.config import get_settings
+
+    if hasattr(db, "_secrets_client"):
+        db._secrets_client.cache_clear()  # its region and credentials come from the environment
 
     if get_engine.cache_info().currsize:
         get_engine().dispose()
@@ -78,17 +82,64 @@ def reset_caches() -> None:
     get_settings.cache_clear()
 
 
+# The application's login in tests: a member of the migrations' NOLOGIN group role `wallet_app`, as
+# the functions' user is in AWS. Roles are cluster-wide, so it is created once per server.
+APP_LOGIN = "wallet_app_tester"
+APP_PASSWORD = "wallet-app-tester-password"  # a throwaway server's throwaway role
+
+
+def ensure_app_login(owner_url: str, login: str = APP_LOGIN, password: str = APP_PASSWORD) -> str:
+    """Create (or refresh) a login role that is a member of wallet_app; returns its URL."""
+    with psycopg.connect(_libpq(owner_url), autocommit=True) as conn:
+        conn.execute(
+            f"""
+            DO $$
+            BEGIN
+                IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{login}') THEN
+                    BEGIN
+                        CREATE ROLE {login} LOGIN;
+                    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                        NULL;
+                    END;
+                END IF;
+            END $$
+            """
+        )
+        conn.execute(f"ALTER ROLE {login} LOGIN NOSUPERUSER PASSWORD '{password}'")
+        conn.execute(f"GRANT wallet_app TO {login}")
+    url = make_url(owner_url).set(username=login, password=password)
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
-def database_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """The application database, migrated to head by the migration function's handler."""
+def owner_database_url(postgres_server: PostgresServer) -> str:
+    """The application database, migrated to head by the migration function's handler (as the
+    migration role, which owns the schema)."""
     url = postgres_server.create_database()
+    saved = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    reset_caches()
+    try:
+        result = load_handler("migrations")({"action": "upgrade"}, FakeLambdaContext(function_name="migrate"))
+    finally:
+        if saved is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = saved
+        reset_caches()
+    assert result["status"] == "ok", result
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(owner_database_url: str) -> Iterator[str]:
+    """What the service connects with: a login role granted only `wallet_app` (least privilege)."""
+    url = ensure_app_login(owner_database_url)
     saved = {
         name: os.environ.get(name) for name in ("DATABASE_URL", "DB_POOL_SIZE", "IDEMPOTENCY_WAIT_SECONDS")
     }
     os.environ.update({"DATABASE_URL": url, "DB_POOL_SIZE": "16", "IDEMPOTENCY_WAIT_SECONDS": "5"})
     reset_caches()
-    result = load_handler("migrations")({"action": "upgrade"}, FakeLambdaContext(function_name="migrate"))
-    assert result["status"] == "ok", result
     yield url
     for name, value in saved.items():
         if value is None:
@@ -99,17 +150,22 @@ def database_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit connection for Given steps and for checking what was written."""
-    with psycopg.connect(_libpq(database_url), autocommit=True) as connection:
+def db(database_url: str, owner_database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection as the schema's owner, for Given steps and for checking what
+    was written."""
+    with psycopg.connect(_libpq(owner_database_url), autocommit=True) as connection:
         yield connection
 
 
 @pytest.fixture
 def clean_ledger(db: psycopg.Connection) -> None:
-    """Tests that count rows start from an empty ledger (TRUNCATE bypasses the append-only trigger,
-    which guards rows, not tables)."""
-    db.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE")
+    """Tests that count rows start from an empty ledger. The append-only triggers refuse TRUNCATE
+    too; only a superuser can switch triggers off for its session (replica mode), as here."""
+    db.execute("SET session_replication_role = replica")
+    try:
+        db.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE")
+    finally:
+        db.execute("RESET session_replication_role")
 
 
 FUNCTION_DIRS = {

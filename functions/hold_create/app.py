@@ -24,6 +24,7 @@ def hold_create(body: HoldCreateRequest):
             amount=body.amount,
             reference=body.reference,
             expires_at=body.expires_at,
+            purpose=body.purpose,
         ),
         status=201,
         present=hold_resource,

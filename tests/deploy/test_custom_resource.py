@@ -343,3 +343,34 @@ def test_a_migration_still_running_near_the_timeout_answers_failed_once(bucket, 
     assert "timeout" in answered_while_blocked[0]["Reason"]
     assert len(bucket.received) == 1
     assert outcome["result"]["Status"] == "FAILED"
+
+
+def test_every_create_or_update_ensures_the_app_login_from_its_secret(bucket, migration_db, monkeypatch):
+    import json
+    import uuid
+
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+    }.items():
+        monkeypatch.setenv(name, value)
+    login = f"app_{uuid.uuid4().hex[:8]}"
+    with mock_aws():
+        import boto3
+
+        secret = boto3.client("secretsmanager").create_secret(
+            Name=login, SecretString=json.dumps({"username": login, "password": "pw"})
+        )
+        monkeypatch.setenv("APP_DATABASE_SECRET_ARN", secret["ARN"])
+        invoke(cfn_event("cfn_schema_migration_create", bucket))
+        with psycopg.connect(_libpq(migration_db)) as connection:
+            connection.execute(f"DROP ROLE {login}")  # lost: the next update (nothing to migrate) restores it
+        invoke(cfn_event("cfn_schema_migration_update", bucket))
+
+    assert [answer.body["Status"] for answer in bucket.received] == ["SUCCESS", "SUCCESS"]
+    with psycopg.connect(_libpq(migration_db)) as connection:
+        member = connection.execute("SELECT pg_has_role(%s, 'wallet_app', 'member')", (login,)).fetchone()
+    assert member == (True,)

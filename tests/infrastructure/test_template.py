@@ -74,7 +74,7 @@ def test_migrations_head_parameter_is_the_schema_head_of_this_build(template):
 
 def test_every_traffic_function_has_a_live_alias(template, environment):
     _, cfn = environment
-    assert len(sam.traffic_functions(template)) == 22
+    assert len(sam.traffic_functions(template)) == 23
     assert sam.check_live_aliases(template, cfn) == []
 
 
@@ -95,7 +95,7 @@ def test_deployment_group_per_function_with_alarms_hook_and_stage_config(
 ):
     cfn = {"staging": staging, "production": production}[env]
     assert sam.check_deployment_groups(template, cfn, expected) == []
-    assert len(sam.resources(cfn, "AWS::CodeDeploy::DeploymentGroup")) == 22
+    assert len(sam.resources(cfn, "AWS::CodeDeploy::DeploymentGroup")) == 23
 
 
 def test_check_notices_missing_alarm_wrong_config_and_missing_hook(template, production):
@@ -320,7 +320,7 @@ def _operations(cfn: dict):
 def test_every_v1_route_uses_the_jwt_authorizer_and_probes_none(template, environment):
     _, cfn = environment
     operations = list(_operations(cfn))
-    assert len(operations) == 20
+    assert len(operations) == 21
     for path, method, operation in operations:
         if path.startswith("/v1/"):
             assert operation["security"] == [{"WalletJwt": []}], (path, method)

@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,8 +70,17 @@ class Ingestion:
 
 
 @pytest.fixture
-def ingestion(database_url: str) -> Ingestion:
-    return Ingestion()
+def ingestion(database_url: str, monkeypatch) -> Iterator[Ingestion]:
+    """The test's own provider is an accepted one (WALLET_PROVIDERS), as in a configured stage."""
+    from wallet_core.config import get_settings
+
+    ingestion = Ingestion()
+    monkeypatch.setenv("WALLET_PROVIDERS", f"acme-pay,{ingestion.provider}")
+    monkeypatch.delenv("WALLET_BOUND_PROVIDER", raising=False)
+    get_settings.cache_clear()
+    yield ingestion
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -103,9 +103,7 @@ def test_the_mixed_sample_batch(api, ingestion, recorded):
     event = sample_event("sqs_mixed_batch")
     ref = f"acme-acct-{uuid.uuid4()}"
     for record in event["Records"]:  # a key space of this test's own in the shared database
-        record["body"] = (
-            record["body"].replace("acme-bank", ingestion.provider).replace("acme-acct-1001", ref)
-        )
+        record["body"] = record["body"].replace("acme-pay", ingestion.provider).replace("acme-acct-1001", ref)
     wallet = api.create_wallet(ADMIN, owner_id="bob", external_ref=ref)
 
     response = ingestion.invoke(event)
@@ -138,7 +136,7 @@ def test_every_single_event_sample_applies(api, ingestion, recorded):
             hold_id = "unused"
         record["body"] = (
             record["body"]
-            .replace("acme-bank", ingestion.provider)
+            .replace("acme-pay", ingestion.provider)
             .replace("acme-acct-1001", ref)
             .replace("9c7e2d4a-1b3f-4e6a-8d5c-2f0b9a7e1c63", hold_id)
         )

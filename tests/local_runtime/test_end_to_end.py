@@ -72,7 +72,7 @@ def eventually(condition, timeout: float = 30) -> bool:
 def provider_event(kind: str, **fields) -> dict:
     return {
         "event_id": f"e2e-{uuid.uuid4().hex}",
-        "provider": "acme-bank",
+        "provider": "acme-pay",  # the default of WALLET_PROVIDERS
         "type": kind,
         "occurred_at": "2026-11-22T19:00:00Z",
         **fields,

@@ -30,7 +30,7 @@ WALLET_C = "c4e9a7b2-3d5f-4a1e-8b6c-0d2f4e6a8c1b"  # an empty wallet of user-1, 
 CREDIT_T = "8e1d2c3b-4a5f-4e6d-9c8b-7a6f5e4d3c2b"  # a credit of wallet A, to read and reverse
 HOLD_H = "9c7e2d4a-1b3f-4e6a-8d5c-2f0b9a7e1c63"  # a hold on wallet A
 EXTERNAL_REF = "acme-acct-1001"
-PROVIDER = "acme-bank"
+PROVIDER = "acme-pay"  # the default of WALLET_PROVIDERS
 
 # Logical id -> the samples that exercise it. Samples of the deployment handlers need a
 # CloudFormation response endpoint or CodeDeploy: tests/deploy invokes those.
@@ -56,6 +56,7 @@ FUNCTION_SAMPLES: dict[str, list[str]] = {
     "HoldCaptureFunction": ["hold_capture.json"],
     "HoldVoidFunction": ["hold_void.json"],
     "BalanceSnapshotListFunction": ["balance_snapshot_list.json"],
+    "UnresolvedSettlementListFunction": ["unresolved_settlement_list.json"],
     "IngestEventsFunction": [
         "sqs_deposit_settled.json",
         "sqs_withdrawal_settled.json",
@@ -106,7 +107,7 @@ class Samples:
         # Provider event ids and idempotency keys are unique forever: make this run's unique too.
         self.replacements = {
             EXTERNAL_REF: f"acme-acct-{run}",
-            PROVIDER: f"acme-bank-{run}",
+            PROVIDER: f"acme-pay-{run}",
             "-sample-1": f"-sample-{run}",
         }
         self.provider = self.replacements[PROVIDER]
@@ -123,10 +124,14 @@ def _http(response: dict[str, Any]) -> tuple[int, Any]:
 
 
 def test_every_sample_invokes_successfully_through_the_local_runtime(
-    template, database_url, api: Api, db: psycopg.Connection
+    template, database_url, api: Api, db: psycopg.Connection, monkeypatch
 ):
+    from wallet_core.config import get_settings
+
     host = FunctionHost(template)
     samples = Samples()
+    monkeypatch.setenv("WALLET_PROVIDERS", samples.provider)  # this run's own provider is accepted
+    get_settings.cache_clear()
     ref = samples.replacements[EXTERNAL_REF]
 
     a = api.create_wallet(ADMIN, owner_id="user-1", external_ref=ref)["id"]
@@ -219,6 +224,8 @@ def test_every_sample_invokes_successfully_through_the_local_runtime(
 
     status, snapshots = http("BalanceSnapshotListFunction", "balance_snapshot_list.json")
     assert (status, len(snapshots["items"])) == (200, 1)
+    status, unresolved = http("UnresolvedSettlementListFunction", "unresolved_settlement_list.json")
+    assert (status, type(unresolved["items"])) == (200, list)
 
     swept = host.invoke("HoldExpirySweepFunction", samples.load("hold_expiry_sweep.json"))
     assert set(swept) == {"wallets", "holds"}

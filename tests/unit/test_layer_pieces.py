@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
@@ -85,7 +86,11 @@ def test_the_secret_is_read_through_the_lambda_extension_and_host_can_be_overrid
         server.shutdown()
         server.server_close()
 
-    assert url == "postgresql+psycopg://app:pw@proxy.internal:5433/wallet?sslmode=require"
+    bundle = urllib.parse.quote(str(db.RDS_CA_BUNDLE), safe="")
+    assert (
+        url
+        == f"postgresql+psycopg://app:pw@proxy.internal:5433/wallet?sslmode=verify-full&sslrootcert={bundle}"
+    )
     path, token = _SecretsExtension.seen[-1]
     assert path.startswith("/secretsmanager/get?secretId=arn%3Aaws%3Asecretsmanager")
     assert token == "session-token"
@@ -109,7 +114,7 @@ def test_iam_auth_connects_as_the_user_with_a_fresh_token_as_password(monkeypatc
     params = {"host": "proxy.internal", "port": 5432, "user": "wallet_app"}
     db._with_iam_token(None, None, [], params)
 
-    assert url == "postgresql+psycopg://wallet_app@proxy.internal:5432/wallet?sslmode=require"
+    assert url.startswith("postgresql+psycopg://wallet_app@proxy.internal:5432/wallet?sslmode=verify-full&")
     assert sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
     assert params["password"].startswith("proxy.internal:5432/?Action=connect&DBUser=wallet_app")
     assert "X-Amz-Signature=" in params["password"]

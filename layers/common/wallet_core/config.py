@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import functools
 import os
+from datetime import timedelta
 
 from pydantic import BaseModel, Field, field_validator
 
 from wallet_core.domain.money import DEFAULT_CURRENCIES
+
+
+def normalise_provider(name: str) -> str:
+    """One provider, one name: "ACME-PAY " and "acme-pay" are the same provider (and dedup key)."""
+    return name.strip().lower()
 
 
 class Settings(BaseModel):
@@ -30,6 +36,17 @@ class Settings(BaseModel):
     # How long a request waits for an in-flight request with the same Idempotency-Key before
     # answering 409 idempotency_request_in_progress.
     idempotency_wait_seconds: float = Field(default=5.0, ge=0.05, le=60)
+    # TLS to the database when it is reached through a secret or IAM auth (AWS). verify-full checks
+    # the server's certificate and host name against `database_sslrootcert`: by default the RDS CA
+    # bundle (and the Amazon roots RDS Proxy chains to) shipped in this layer.
+    database_sslmode: str = "verify-full"
+    database_sslrootcert: str = ""
+    # Provider events: the accepted provider names (normalised: trimmed, lower case), and, on a
+    # queue only one provider bridge may send to, the one provider every event on it must name.
+    wallet_providers: frozenset[str] = Field(default=frozenset({"acme-pay"}))
+    wallet_bound_provider: str = ""
+    # A payout hold may not expire before the provider can still settle it.
+    payout_settlement_window_hours: int = Field(default=120, ge=0, le=720)
 
     @field_validator("supported_currencies", mode="before")
     @classmethod
@@ -37,6 +54,22 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return frozenset(code.strip().upper() for code in value.split(",") if code.strip())
         return value
+
+    @field_validator("wallet_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(normalise_provider(name) for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("wallet_bound_provider", mode="after")
+    @classmethod
+    def _normalise_bound_provider(cls, value: str) -> str:
+        return normalise_provider(value)
+
+    @property
+    def payout_settlement_window(self) -> timedelta:
+        return timedelta(hours=self.payout_settlement_window_hours)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

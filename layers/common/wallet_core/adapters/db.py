@@ -1,12 +1,23 @@
-"""The engine (one per Lambda container) and the translation of driver errors into domain errors."""
+"""The engine (one per Lambda container) and the translation of driver errors into domain errors.
+
+In AWS the connection is TLS that verifies the server: `sslmode=verify-full` against the RDS CA
+bundle shipped in this layer (certs/rds-ca-bundle.pem: the RDS root CAs of every region, and the
+Amazon Trust Services roots that RDS Proxy's certificates chain to). Credentials come from the
+database secret, read once per container; when PostgreSQL refuses them (the secret was rotated),
+the secret is read again straight from Secrets Manager, past every cache, and the connection is
+retried once with it.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
+import threading
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -16,9 +27,16 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from wallet_core.config import Settings, get_settings
 from wallet_core.domain import errors
 
+logger = logging.getLogger(__name__)
+
 # SQLSTATEs after which the whole transaction can simply be run again.
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 LOCK_NOT_AVAILABLE = "55P03"
+# invalid_password, invalid_authorization_specification. A refused login carries no SQLSTATE in
+# psycopg (libpq reports it as text), hence the message check in `is_authentication_failure`.
+AUTHENTICATION_SQLSTATES = {"28P01", "28000"}
+
+RDS_CA_BUNDLE = Path(__file__).resolve().parents[1] / "certs" / "rds-ca-bundle.pem"
 
 
 def _normalise(url: str) -> str:
@@ -40,6 +58,26 @@ def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
         return json.loads(json.loads(response.read())["SecretString"])
 
 
+def _tls(settings: Settings) -> dict[str, str]:
+    query = {"sslmode": settings.database_sslmode}
+    if settings.database_sslmode in ("verify-ca", "verify-full"):
+        query["sslrootcert"] = settings.database_sslrootcert or str(RDS_CA_BUNDLE)
+    return query
+
+
+def _secret_url(settings: Settings, secret: dict[str, Any], *, with_password: bool = True) -> str:
+    url = URL.create(
+        "postgresql+psycopg",
+        username=secret["username"],
+        password=secret["password"] if with_password else None,
+        host=settings.database_host or secret["host"],
+        port=int(secret.get("port", 5432)),
+        database=secret.get("dbname", "postgres"),
+        query=_tls(settings),
+    )
+    return url.render_as_string(hide_password=False)
+
+
 def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return _normalise(settings.database_url)
@@ -52,22 +90,73 @@ def resolve_database_url(settings: Settings) -> str:
             host=settings.database_host,
             port=settings.database_port,
             database=settings.database_name,
-            query={"sslmode": "require"},  # RDS refuses IAM tokens over a clear-text connection
+            query=_tls(settings),  # RDS refuses IAM tokens over a clear-text connection
         )
         return url.render_as_string(hide_password=False)
     if settings.database_secret_arn:
-        secret = _secret_from_extension(settings.database_secret_arn)
-        url = URL.create(
-            "postgresql+psycopg",
-            username=secret["username"],
-            password=secret["password"],
-            host=settings.database_host or secret["host"],
-            port=int(secret.get("port", 5432)),
-            database=secret.get("dbname", "postgres"),
-            query={"sslmode": "require"},
-        )
-        return url.render_as_string(hide_password=False)
+        return _secret_url(settings, _secret_from_extension(settings.database_secret_arn))
     raise errors.ServiceUnavailableError("No database is configured (DATABASE_URL or DATABASE_SECRET_ARN).")
+
+
+@functools.cache
+def _secrets_client():
+    # Only a container whose password was rotated pays for boto3, and only then.
+    import boto3
+
+    return boto3.client("secretsmanager")
+
+
+class SecretCredentials:
+    """The database secret of one engine: read through the extension once; read again from Secrets
+    Manager itself (the extension may still serve the old value for its TTL) when a login fails."""
+
+    def __init__(self, secret_arn: str) -> None:
+        self._secret_arn = secret_arn
+        self._lock = threading.Lock()
+        self._secret: dict[str, Any] | None = None
+
+    def current(self) -> dict[str, Any]:
+        with self._lock:
+            if self._secret is None:
+                self._secret = _secret_from_extension(self._secret_arn)
+            return self._secret
+
+    def refresh(self, refused: dict[str, Any]) -> dict[str, Any] | None:
+        """The fresh secret, or None if it is still the one that was refused (nothing to retry)."""
+        with self._lock:
+            if self._secret is not None and self._secret.get("password") != refused.get("password"):
+                return self._secret  # another thread of this container already refreshed it
+            response = _secrets_client().get_secret_value(SecretId=self._secret_arn)
+            fresh = json.loads(response["SecretString"])
+            if fresh.get("username") == refused.get("username") and fresh.get("password") == refused.get(
+                "password"
+            ):
+                return None
+            self._secret = fresh
+            return fresh
+
+    def connect(self, dialect, connection_record, cargs, cparams):
+        """`do_connect` listener: log in with the current secret; once more with a fresh one if the
+        server refuses it."""
+        secret = self.current()
+        cparams.update(user=secret["username"], password=secret["password"])
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if not is_authentication_failure(exc):
+                raise
+            fresh = self.refresh(secret)
+            if fresh is None:
+                raise
+        logger.info("database login refused; connecting again with the rotated secret")
+        cparams.update(user=fresh["username"], password=fresh["password"])
+        return dialect.connect(*cargs, **cparams)
+
+
+def is_authentication_failure(exc: BaseException) -> bool:
+    if sqlstate(exc) in AUTHENTICATION_SQLSTATES:
+        return True
+    return _is_psycopg_error(exc, "OperationalError") and "authentication failed" in str(exc)
 
 
 @functools.cache
@@ -80,8 +169,15 @@ def get_engine() -> Engine:
     if settings.database_secret_arn or settings.database_iam_auth:
         # Behind RDS Proxy prepared statements pin connections to one client: turn them off.
         connect_args["prepare_threshold"] = None
+    credentials = None
+    if settings.database_secret_arn and not (settings.database_url or settings.database_iam_auth):
+        # The password is not in the URL: every new connection logs in through `credentials`.
+        credentials = SecretCredentials(settings.database_secret_arn)
+        url = _secret_url(settings, credentials.current(), with_password=False)
+    else:
+        url = resolve_database_url(settings)
     engine = create_engine(
-        resolve_database_url(settings),
+        url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         # No ping before every checkout (a round trip per request): a connection that died while the
@@ -89,8 +185,13 @@ def get_engine() -> Engine:
         # (retryable); the unit of work pings only a connection that sat idle for a while.
         pool_pre_ping=False,
         pool_recycle=300,
+        # Errors name the statement, never its values (amounts, references, metadata): they are
+        # logged with every 500.
+        hide_parameters=True,
         connect_args=connect_args,
     )
+    if credentials is not None:
+        event.listen(engine, "do_connect", credentials.connect)
     return use_iam_tokens(engine, settings)
 
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from wallet_core.adapters.tables import holds, wallets
-from wallet_core.domain.models import Hold, HoldStatus
+from wallet_core.domain.models import Hold, HoldPurpose, HoldStatus
 
 
 def _is_due() -> ColumnElement[bool]:
@@ -98,6 +98,7 @@ _HOLD_COLUMNS = (
     holds.c.expires_at,
     holds.c.created_at,
     holds.c.updated_at,
+    holds.c.purpose,
 )
 
 
@@ -112,6 +113,7 @@ def _hold(row: Any) -> Hold:
         expires_at=row.expires_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        purpose=HoldPurpose(row.purpose),
     )
 
 
@@ -128,6 +130,7 @@ class HoldRepository:
         expires_at: datetime | None,
         default_lifetime: timedelta,
         created_by: str,
+        purpose: HoldPurpose = HoldPurpose.PAYOUT,
     ) -> Hold:
         expiry = expires_at if expires_at is not None else func.now() + literal(default_lifetime, Interval)
         row = self._connection.execute(
@@ -141,6 +144,7 @@ class HoldRepository:
                 reference=reference,
                 expires_at=expiry,
                 created_by=created_by,
+                purpose=purpose.value,
                 created_at=func.now(),
                 updated_at=func.now(),
             )

@@ -12,11 +12,12 @@ from sqlalchemy import Connection, literal, select, tuple_
 from sqlalchemy.sql import func
 
 from wallet_core.adapters.session import RawSession
-from wallet_core.adapters.tables import balance_snapshots, wallets
-from wallet_core.domain.models import BalanceSnapshot
+from wallet_core.adapters.tables import balance_snapshots, unresolved_settlements, wallets
+from wallet_core.domain.models import BalanceSnapshot, UnresolvedSettlement
 
 APPLIED = "applied"
 REJECTED = "rejected"
+UNRESOLVED = "unresolved"  # a settlement that could not be posted: waits for an operator
 
 
 # Inserted unless (provider, event_id) exists. A twin delivery that holds the key uncommitted makes
@@ -32,6 +33,10 @@ _INSERT_SQL = """
 # generic plan cached while the table was small would scan it whole instead of using the unique key.
 _MARK_APPLIED_SQL = """
     UPDATE provider_events SET transaction_id = %(transaction_id)s, hold_id = %(hold_id)s, applied_at = now()
+    WHERE provider = %(provider)s AND event_id = %(event_id)s
+"""
+_MARK_UNRESOLVED_SQL = """
+    UPDATE provider_events SET status = 'unresolved', reason = %(reason)s, hold_id = %(hold_id)s
     WHERE provider = %(provider)s AND event_id = %(event_id)s
 """
 
@@ -89,6 +94,14 @@ class ProviderEventRepository:
                 "transaction_id": transaction_id,
                 "hold_id": hold_id,
             },
+            prepare=False,
+        )
+
+    def mark_unresolved(self, provider: str, event_id: str, *, hold_id: uuid.UUID, reason: str) -> None:
+        """The event is recorded (it never applies again) but its effect waits for an operator."""
+        self._session.defer(
+            _MARK_UNRESOLVED_SQL,
+            {"provider": provider, "event_id": event_id, "hold_id": hold_id, "reason": reason},
             prepare=False,
         )
 
@@ -161,3 +174,67 @@ class BalanceSnapshotRepository:
             query.order_by(balance_snapshots.c.created_at.desc(), balance_snapshots.c.id.desc()).limit(limit)
         ).all()
         return [_snapshot(row) for row in rows]
+
+
+def _unresolved(row: Any) -> UnresolvedSettlement:
+    return UnresolvedSettlement(
+        id=row.id,
+        provider=row.provider,
+        event_id=row.event_id,
+        hold_id=row.hold_id,
+        wallet_id=row.wallet_id,
+        amount=row.amount,
+        currency=row.currency,
+        reason=row.reason,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+        resolution=row.resolution,
+    )
+
+
+class UnresolvedSettlementRepository:
+    """Settlements the ledger could not post, for operators (listed newest first)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(
+        self,
+        *,
+        provider: str,
+        event_id: str,
+        hold_id: uuid.UUID,
+        wallet_id: uuid.UUID,
+        amount: int,
+        currency: str,
+        reason: str,
+    ) -> UnresolvedSettlement:
+        row = self._connection.execute(
+            unresolved_settlements.insert()
+            .values(
+                id=uuid.uuid4(),
+                provider=provider,
+                event_id=event_id,
+                hold_id=hold_id,
+                wallet_id=wallet_id,
+                amount=amount,
+                currency=currency,
+                reason=reason,
+                created_at=func.now(),
+            )
+            .returning(*unresolved_settlements.c)
+        ).one()
+        return _unresolved(row)
+
+    def list(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[UnresolvedSettlement]:
+        query = select(unresolved_settlements)
+        if after is not None:
+            query = query.where(
+                tuple_(unresolved_settlements.c.created_at, unresolved_settlements.c.id) < tuple_(*after)
+            )
+        rows = self._connection.execute(
+            query.order_by(
+                unresolved_settlements.c.created_at.desc(), unresolved_settlements.c.id.desc()
+            ).limit(limit)
+        ).all()
+        return [_unresolved(row) for row in rows]

@@ -103,6 +103,7 @@ holds = Table(
     Column("created_by", String(255)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("purpose", String(16), nullable=False),
 )
 
 provider_events = Table(
@@ -134,6 +135,22 @@ balance_snapshots = Table(
     Column("drift", BigInteger, nullable=False),
     Column("reported_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+unresolved_settlements = Table(
+    "unresolved_settlements",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("hold_id", UUID(as_uuid=True), ForeignKey("holds.id"), nullable=False),
+    Column("wallet_id", UUID(as_uuid=True), ForeignKey("wallets.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolution", Text),
 )
 
 # Tables every build of this code needs; /ready reports any that are missing.

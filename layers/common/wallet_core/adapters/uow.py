@@ -10,7 +10,11 @@ from sqlalchemy import Connection, Engine
 
 from wallet_core.adapters.db import get_engine, is_disconnect, translate_error
 from wallet_core.adapters.holds import HoldRepository
-from wallet_core.adapters.provider_events import BalanceSnapshotRepository, ProviderEventRepository
+from wallet_core.adapters.provider_events import (
+    BalanceSnapshotRepository,
+    ProviderEventRepository,
+    UnresolvedSettlementRepository,
+)
 from wallet_core.adapters.repositories import IdempotencyRepository, LedgerRepository, WalletRepository
 from wallet_core.adapters.session import FlushingConnection, RawSession
 from wallet_core.domain import errors
@@ -29,6 +33,7 @@ class SqlUnitOfWork:
     holds: HoldRepository
     provider_events: ProviderEventRepository
     balance_snapshots: BalanceSnapshotRepository
+    unresolved_settlements: UnresolvedSettlementRepository
 
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
@@ -66,6 +71,7 @@ class SqlUnitOfWork:
         self.holds = HoldRepository(connection)
         self.provider_events = ProviderEventRepository(connection, self._session)
         self.balance_snapshots = BalanceSnapshotRepository(connection)
+        self.unresolved_settlements = UnresolvedSettlementRepository(connection)
         return self
 
     def __exit__(

@@ -139,6 +139,13 @@ class HoldStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class HoldPurpose(enum.StrEnum):
+    # A payout's money leaves through the provider, which settles it within its settlement window:
+    # such a hold must not lapse before that window ends. A reservation is a plain hold.
+    PAYOUT = "payout"
+    RESERVATION = "reservation"
+
+
 @dataclass
 class Hold:
     """Money reserved on a wallet: it counts in the wallet's `held` while active and unexpired.
@@ -153,6 +160,7 @@ class Hold:
     expires_at: datetime
     created_at: datetime
     updated_at: datetime
+    purpose: HoldPurpose = HoldPurpose.PAYOUT
 
     @property
     def remaining(self) -> int:
@@ -183,3 +191,21 @@ class BalanceSnapshot:
     drift: int
     reported_at: datetime
     created_at: datetime
+
+
+@dataclass
+class UnresolvedSettlement:
+    """A provider settlement the ledger could not post (the wallet could not cover it): the money has
+    left at the provider, so it waits for an operator instead of being rejected."""
+
+    id: uuid.UUID
+    provider: str
+    event_id: str
+    hold_id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: int
+    currency: str
+    reason: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution: str | None = None

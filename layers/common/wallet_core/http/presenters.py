@@ -7,7 +7,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from wallet_core.domain.models import BalanceSnapshot, HistoryItem, Hold, Page, Transaction, Wallet
+from wallet_core.domain.models import (
+    BalanceSnapshot,
+    HistoryItem,
+    Hold,
+    Page,
+    Transaction,
+    UnresolvedSettlement,
+    Wallet,
+)
 
 
 def timestamp(value: datetime) -> str:
@@ -70,6 +78,7 @@ def hold_resource(hold: Hold) -> dict[str, Any]:
         "status": hold.status.value,
         "reference": hold.reference,
         "expires_at": timestamp(hold.expires_at),
+        "purpose": hold.purpose.value,
         "created_at": timestamp(hold.created_at),
         "updated_at": timestamp(hold.updated_at),
     }
@@ -87,6 +96,22 @@ def balance_snapshot_resource(snapshot: BalanceSnapshot) -> dict[str, Any]:
         "drift": snapshot.drift,
         "reported_at": timestamp(snapshot.reported_at),
         "created_at": timestamp(snapshot.created_at),
+    }
+
+
+def unresolved_settlement_resource(settlement: UnresolvedSettlement) -> dict[str, Any]:
+    return {
+        "id": str(settlement.id),
+        "provider": settlement.provider,
+        "event_id": settlement.event_id,
+        "hold_id": str(settlement.hold_id),
+        "wallet_id": str(settlement.wallet_id),
+        "amount": settlement.amount,
+        "currency": settlement.currency,
+        "reason": settlement.reason,
+        "created_at": timestamp(settlement.created_at),
+        "resolved_at": timestamp(settlement.resolved_at) if settlement.resolved_at else None,
+        "resolution": settlement.resolution,
     }
 
 

@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from wallet_core.config import get_settings
-from wallet_core.domain.models import MAX_HOLD_LIFETIME
+from wallet_core.domain.models import MAX_HOLD_LIFETIME, HoldPurpose
 from wallet_core.domain.money import MAX_AMOUNT, MIN_AMOUNT
 
 
@@ -95,6 +95,8 @@ class HoldCreateRequest(_Request):
     amount: Amount
     reference: Reference | None = None
     expires_at: HoldExpiry | None = None  # default: DEFAULT_HOLD_LIFETIME from now
+    # payout (default): may not expire before the provider's settlement window; reservation: any expiry.
+    purpose: HoldPurpose = HoldPurpose.PAYOUT
 
 
 class HoldCaptureRequest(_Request):

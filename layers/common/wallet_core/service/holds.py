@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from wallet_core.adapters.holds import HoldRepository
+from wallet_core.config import get_settings
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
     DEFAULT_HOLD_LIFETIME,
     Hold,
+    HoldPurpose,
     HoldStatus,
     NewTransaction,
     Transaction,
     TransactionKind,
     Wallet,
+    WalletStatus,
 )
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin
@@ -66,8 +69,29 @@ def create_hold(
     amount: int,
     reference: str | None = None,
     expires_at: datetime | None = None,
+    purpose: HoldPurpose = HoldPurpose.PAYOUT,
+    settlement_window: timedelta | None = None,
 ) -> Hold:
+    """Reserve `amount`. A payout hold lives at least the provider's settlement window
+    (PAYOUT_SETTLEMENT_WINDOW_HOURS): an earlier `expires_at` is refused rather than shortened
+    silently, and the default lifetime stretches to the window if that is longer."""
     require_admin(principal)
+    lifetime = DEFAULT_HOLD_LIFETIME
+    if purpose is HoldPurpose.PAYOUT:
+        window = get_settings().payout_settlement_window if settlement_window is None else settlement_window
+        lifetime = max(lifetime, window)
+        if expires_at is not None and expires_at < datetime.now(UTC) + window:
+            hours = int(window.total_seconds() // 3600)
+            raise errors.ValidationError(
+                "A payout hold must not expire before the provider's settlement window.",
+                errors=[
+                    {
+                        "field": "expires_at",
+                        "message": f"a payout hold must live at least {hours} hours"
+                        " (or use purpose reservation)",
+                    }
+                ],
+            )
     wallet = _lock(uow, wallet_id)[wallet_id]
     wallet.ensure_can_send()
     wallet.ensure_available(amount)
@@ -76,8 +100,9 @@ def create_hold(
         amount=amount,
         reference=reference,
         expires_at=expires_at,
-        default_lifetime=DEFAULT_HOLD_LIFETIME,
+        default_lifetime=lifetime,
         created_by=principal.subject,
+        purpose=purpose,
     )
     wallet.held += amount
     wallet.version += 1
@@ -121,8 +146,20 @@ def capture_hold(
     if destination is not None:
         destination.ensure_currency(source.currency)
         destination.ensure_can_receive()
-
     source.held -= captured
+    return _post_capture(uow, principal, hold, source, destination, captured)
+
+
+def _post_capture(
+    uow: HoldUnitOfWork,
+    principal: Principal,
+    hold: Hold,
+    source: Wallet,
+    destination: Wallet | None,
+    captured: int,
+    metadata: dict[str, str] | None = None,
+) -> Transaction:
+    """Record `captured` on the hold and post it (source.held was already adjusted by the caller)."""
     hold.captured_amount += captured
     if hold.remaining == 0:
         hold.status = HoldStatus.CAPTURED
@@ -134,10 +171,66 @@ def capture_hold(
         source_wallet_id=source.id,
         destination_wallet_id=destination.id if destination else None,
         reference=hold.reference,
+        metadata=metadata or {},
         hold_id=hold.id,
         created_by=principal.subject,
     )
     return post(uow, new, [(source, -captured), (destination, captured)])
+
+
+@dataclass(frozen=True)
+class UncoveredSettlement:
+    """A settlement of a lapsed hold that its wallet cannot cover: nothing was posted."""
+
+    hold: Hold
+    wallet_id: uuid.UUID
+    amount: int
+    currency: str
+    reason: str
+
+
+def settle_hold(
+    uow: HoldUnitOfWork,
+    principal: Principal,
+    hold_id: uuid.UUID,
+    *,
+    amount: int | None = None,
+    metadata: dict[str, str] | None = None,
+) -> Transaction | UncoveredSettlement:
+    """The provider paid a hold out: the money has left, whatever the hold's state here.
+
+    An active hold is captured out of the ledger. A hold that expired or was voided meanwhile no
+    longer reserves anything, so the settlement is posted from the wallet's available money when it
+    covers it (the same money can then not be spent again) and otherwise returned as uncovered for
+    an operator: never rejected. A fully captured hold, or more than the hold ever reserved, is not
+    a settlement of this hold: rejected (invalid_state, amount_exceeds_hold)."""
+    require_admin(principal)
+    wallet_id = _find(uow, hold_id).wallet_id
+    source = _lock(uow, wallet_id)[wallet_id]
+    hold = uow.holds.get_for_update(hold_id)
+    if hold is None:  # pragma: no cover - holds are never deleted
+        raise errors.NotFoundError(f"Hold {hold_id} was not found.")
+    if hold.status in (HoldStatus.ACTIVE, HoldStatus.CAPTURED):
+        hold.ensure_active()  # a captured hold has nothing left to settle
+        settled = hold.remaining if amount is None else amount
+        hold.ensure_covers(settled)
+        source.held -= settled
+        return _post_capture(uow, principal, hold, source, None, settled, metadata)
+    settled = hold.remaining if amount is None else amount
+    hold.ensure_covers(settled)
+    late = {**(metadata or {}), "hold_status": hold.status.value}
+    if source.status is WalletStatus.CLOSED or settled > source.available:
+        return UncoveredSettlement(
+            hold=hold,
+            wallet_id=source.id,
+            amount=settled,
+            currency=source.currency,
+            reason=(
+                f"insufficient_funds: hold {hold.id} is {hold.status.value}; wallet {source.id} is "
+                f"{source.status.value} with {source.available} available, {settled} was settled"
+            ),
+        )
+    return _post_capture(uow, principal, hold, source, None, settled, late)
 
 
 def void_hold(uow: HoldUnitOfWork, principal: Principal, hold_id: uuid.UUID) -> Hold:

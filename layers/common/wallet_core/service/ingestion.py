@@ -6,7 +6,10 @@ caller does with an event follows from how it ends:
 
 - applied or duplicate: acknowledged;
 - a business rule says it can never apply (currency mismatch, capture above the hold, hold no
-  longer active, wallet closed...): rolled back, recorded as rejected with the reason, acknowledged;
+  longer active, wallet closed, unknown provider...): rolled back, recorded as rejected with the
+  reason, acknowledged;
+- a settlement of a hold that lapsed and whose wallet cannot cover it (the money has left at the
+  provider, so it is a fact, not a rejection): recorded as unresolved for an operator, acknowledged;
 - it may apply later (the wallet or hold it names does not exist yet) or the database failed:
   rolled back and raised, so the queue delivers it again (and dead-letters it in the end).
 """
@@ -20,9 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from wallet_core.adapters.provider_events import BalanceSnapshotRepository, ProviderEventRepository
+from wallet_core.adapters.provider_events import (
+    BalanceSnapshotRepository,
+    ProviderEventRepository,
+    UnresolvedSettlementRepository,
+)
 from wallet_core.domain import errors
-from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, Wallet
+from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, UnresolvedSettlement, Wallet
 from wallet_core.domain.principal import ADMIN_SCOPE, Principal
 from wallet_core.service import holds, ledger
 from wallet_core.service.access import require_admin
@@ -35,6 +42,7 @@ MAX_ATTEMPTS = 5
 class IngestionUnitOfWork(HoldUnitOfWork, Protocol):
     provider_events: ProviderEventRepository
     balance_snapshots: BalanceSnapshotRepository
+    unresolved_settlements: UnresolvedSettlementRepository
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,14 @@ class Effect:
     transaction: Transaction | None = None
     hold_id: uuid.UUID | None = None
     snapshot: BalanceSnapshot | None = None
+    unresolved: UnresolvedSettlement | None = None
 
 
 class Disposition(enum.StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,15 @@ def _attempt(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffec
         except errors.WalletServiceError as error:
             rejection = error
         else:
+            if applied.unresolved is not None:
+                uow.provider_events.mark_unresolved(
+                    receipt.provider,
+                    receipt.event_id,
+                    hold_id=applied.unresolved.hold_id,
+                    reason=applied.unresolved.reason,
+                )
+                uow.commit()
+                return IngestionResult(Disposition.UNRESOLVED, applied, reason=applied.unresolved.reason)
             uow.provider_events.mark_applied(
                 receipt.provider,
                 receipt.event_id,
@@ -118,6 +137,28 @@ def _attempt(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffec
             uow.commit()
             return IngestionResult(Disposition.APPLIED, applied)
     return reject(uow, receipt, f"{rejection.code}: {rejection.detail}")
+
+
+def provider_rejection(
+    receipt: EventReceipt, accepted: frozenset[str], bound: str
+) -> tuple[EventReceipt, str] | None:
+    """Whether the event's (normalised) provider may send it here; if not, the receipt to record the
+    rejection under and the reason.
+
+    On a queue bound to one provider (only that provider's bridge may send to it), an event naming
+    another provider is recorded under the bound provider: the sender's own key space, so it can
+    never pre-empt the named provider's real event with the same id."""
+    if bound:
+        if receipt.provider != bound:
+            return (
+                EventReceipt(bound, receipt.event_id, receipt.type, receipt.payload),
+                f"provider_mismatch: this queue carries events of {bound!r} only,"
+                f" the event names {receipt.provider!r}",
+            )
+        return None
+    if receipt.provider not in accepted:
+        return receipt, f"unknown_provider: {receipt.provider!r} is not in WALLET_PROVIDERS"
+    return None
 
 
 def reject(uow: IngestionUnitOfWork, receipt: EventReceipt, reason: str) -> IngestionResult:
@@ -166,17 +207,37 @@ def settle_withdrawal(
     uow: IngestionUnitOfWork,
     principal: Principal,
     *,
+    receipt: EventReceipt,
     hold_id: uuid.UUID,
     amount: int | None,
     currency: str | None = None,
 ) -> Effect:
+    """Settlements are facts: posted, or recorded for an operator when the wallet cannot cover a
+    hold that lapsed before the provider paid it out (never rejected for that)."""
     if currency is not None:
         hold = uow.holds.get(hold_id)
         if hold is None:
             raise errors.NotFoundError(f"Hold {hold_id} was not found (yet).")
         _resolve(uow, WalletRef(wallet_id=hold.wallet_id)).ensure_currency(currency)
-    transaction = holds.capture_hold(uow, principal, hold_id, amount=amount)
-    return Effect(transaction=transaction, hold_id=hold_id)
+    outcome = holds.settle_hold(
+        uow,
+        principal,
+        hold_id,
+        amount=amount,
+        metadata={"provider": receipt.provider, "event_id": receipt.event_id},
+    )
+    if isinstance(outcome, holds.UncoveredSettlement):
+        recorded = uow.unresolved_settlements.add(
+            provider=receipt.provider,
+            event_id=receipt.event_id,
+            hold_id=outcome.hold.id,
+            wallet_id=outcome.wallet_id,
+            amount=outcome.amount,
+            currency=outcome.currency,
+            reason=outcome.reason,
+        )
+        return Effect(hold_id=hold_id, unresolved=recorded)
+    return Effect(transaction=outcome, hold_id=hold_id)
 
 
 def fail_withdrawal(uow: IngestionUnitOfWork, principal: Principal, *, hold_id: uuid.UUID) -> Effect:
@@ -216,4 +277,13 @@ def list_balance_snapshots(
         lambda n, after: uow.balance_snapshots.list_for_wallet(wallet_id, limit=n, after=after),
         limit=limit,
         cursor=cursor,
+    )
+
+
+def list_unresolved_settlements(
+    uow: IngestionUnitOfWork, principal: Principal, *, limit: int, cursor: str | None
+) -> Page:
+    require_admin(principal)
+    return newest_first_page(
+        lambda n, after: uow.unresolved_settlements.list(limit=n, after=after), limit=limit, cursor=cursor
     )

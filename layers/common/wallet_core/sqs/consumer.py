@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from wallet_core.adapters.uow import SqlUnitOfWork
+from wallet_core.config import get_settings
 from wallet_core.domain import errors
 from wallet_core.service import ingestion
 from wallet_core.service.ingestion import Disposition, EventEffect, IngestionResult, WalletRef
@@ -31,6 +32,8 @@ from wallet_core.sqs.schemas import (
 
 DEFAULT_METRICS_NAMESPACE = "Wallet"
 DRIFT_METRIC = "BalanceDrift"
+# One per settlement held for an operator (alarm on Sum > 0); emitted only when it happens.
+UNRESOLVED_METRIC = "UnresolvedSettlements"
 
 logger = Logger()
 
@@ -57,12 +60,13 @@ def ingest_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def effect_of(message: Valid) -> EventEffect:
     event = message.event
+    provider = message.receipt.provider  # normalised
     match event:
         case DepositSettled():
             memo = Memo(
                 reference=event.reference,
-                description=f"deposit.settled from {event.provider}",
-                metadata={"provider": event.provider, "event_id": event.event_id},
+                description=f"deposit.settled from {provider}",
+                metadata={"provider": provider, "event_id": event.event_id},
             )
             return lambda uow, principal: ingestion.settle_deposit(
                 uow,
@@ -74,7 +78,12 @@ def effect_of(message: Valid) -> EventEffect:
             )
         case WithdrawalSettled():
             return lambda uow, principal: ingestion.settle_withdrawal(
-                uow, principal, hold_id=event.hold_id, amount=event.amount, currency=event.currency
+                uow,
+                principal,
+                receipt=message.receipt,
+                hold_id=event.hold_id,
+                amount=event.amount,
+                currency=event.currency,
             )
         case WithdrawalFailed():
             return lambda uow, principal: ingestion.fail_withdrawal(uow, principal, hold_id=event.hold_id)
@@ -102,8 +111,14 @@ def handle_record(record: SQSRecord) -> None:
         return
     receipt = message.receipt
     context = {"provider": receipt.provider, "event_id": receipt.event_id, "event_type": receipt.type}
+    settings = get_settings()
+    refused = ingestion.provider_rejection(receipt, settings.wallet_providers, settings.wallet_bound_provider)
     try:
-        if isinstance(message, Invalid):
+        if refused is not None:
+            receipt, reason = refused
+            context["provider"] = receipt.provider
+            result = ingestion.reject(SqlUnitOfWork(), receipt, reason)
+        elif isinstance(message, Invalid):
             result = ingestion.reject(SqlUnitOfWork(), receipt, message.reason)
         else:
             result = ingestion.ingest(SqlUnitOfWork(), receipt, effect_of(message))
@@ -122,6 +137,17 @@ def handle_record(record: SQSRecord) -> None:
 def _report(result: IngestionResult, context: dict[str, str]) -> None:
     if result.disposition is Disposition.REJECTED:
         logger.warning("provider event rejected", extra={**context, "reason": result.reason})
+    elif result.disposition is Disposition.UNRESOLVED:
+        unresolved = result.effect.unresolved
+        get_metrics().add_metric(name=UNRESOLVED_METRIC, unit=MetricUnit.Count, value=1)
+        logger.error(
+            "provider settlement held for an operator: the wallet cannot cover it",
+            extra={
+                **context,
+                "reason": result.reason,
+                "unresolved_settlement_id": str(unresolved.id) if unresolved else None,
+            },
+        )
     else:
         logger.info(f"provider event {result.disposition}", extra=context)
     snapshot = result.effect.snapshot

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from wallet_core.config import normalise_provider
 from wallet_core.domain.money import MAX_AMOUNT
 from wallet_core.http.schemas import Amount, Currency, Description, Reference
 from wallet_core.service.ingestion import EventReceipt
@@ -135,7 +136,9 @@ def parse_message(body: str) -> Unkeyed | Invalid | Valid:
     if not isinstance(payload, dict):
         return Unkeyed("the message body is not a JSON object")
     provider, event_id = _key_part(payload, "provider", 64), _key_part(payload, "event_id", 255)
-    if provider is None or event_id is None:
+    # The provider is part of the dedup key: "ACME-PAY" and "acme-pay" must be one provider.
+    provider = normalise_provider(provider) if provider is not None else None
+    if not provider or event_id is None:
         return Unkeyed("provider and event_id must be non-empty strings (<= 64 and <= 255 chars)")
     event_type = payload.get("type")
     receipt = EventReceipt(
