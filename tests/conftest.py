@@ -157,15 +157,20 @@ def db(database_url: str, owner_database_url: str) -> Iterator[psycopg.Connectio
         yield connection
 
 
-@pytest.fixture
-def clean_ledger(db: psycopg.Connection) -> None:
-    """Tests that count rows start from an empty ledger. The append-only triggers refuse TRUNCATE
-    too; only a superuser can switch triggers off for its session (replica mode), as here."""
+def empty_ledger(db: psycopg.Connection) -> None:
+    """The append-only triggers refuse TRUNCATE too; only a superuser can switch triggers off for
+    its session (replica mode), as here."""
     db.execute("SET session_replication_role = replica")
     try:
         db.execute(f"TRUNCATE {', '.join(LEDGER_TABLES)} CASCADE")
     finally:
         db.execute("RESET session_replication_role")
+
+
+@pytest.fixture
+def clean_ledger(db: psycopg.Connection) -> None:
+    """Tests that count rows start from an empty ledger."""
+    empty_ledger(db)
 
 
 FUNCTION_DIRS = {
