@@ -67,6 +67,7 @@ FAKE_CONTEXT: dict[str, str] = {
     "vars.JWT_ISSUER": "https://issuer.invalid/",
     "vars.JWT_AUDIENCE": "wallet-api",
     "vars.ALARM_TOPIC_ARN": "",
+    "vars.PROVIDER_BRIDGE_ROLE_ARN": "arn:aws:iam::123456789012:role/offline-check-bridge",
     "needs.build.outputs.build_time": "2026-01-01T00:00:00Z",
 }
 
@@ -92,7 +93,7 @@ def deploy_steps(workflows: Path = WORKFLOWS) -> list[Step]:
                 run = step.get("run") or ""
                 if step.get("id") and "tools.deploy_parameters" in run:
                     setup.append(step)
-                if SAM_DEPLOY.search(run):
+                if SAM_DEPLOY.search(_commands(run)):
                     steps.append(
                         Step(
                             workflow=path.name,
@@ -105,6 +106,11 @@ def deploy_steps(workflows: Path = WORKFLOWS) -> list[Step]:
                         )
                     )
     return steps
+
+
+def _commands(script: str) -> str:
+    """The script without its comment lines (a comment may mention `sam deploy`)."""
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
 
 
 def job_stages(job: dict[str, Any]) -> tuple[str, ...]:

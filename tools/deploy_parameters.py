@@ -4,7 +4,7 @@ what identifies this build (AppVersion, GitSha, BuildTime, MigrationsHead, CiRun
 
 Network ids and the issuer belong to an AWS account, not to the repository: CI gets them from the
 GitHub Environment's variables (VPC_ID, SUBNET_IDS, SECURITY_GROUP_IDS, JWT_ISSUER; optionally
-JWT_AUDIENCE, ALARM_TOPIC_ARN), a person deploying by hand exports them. A missing or malformed one
+JWT_AUDIENCE, ALARM_TOPIC_ARN, PROVIDER_BRIDGE_ROLE_ARN), a person deploying by hand exports them. A missing or malformed one
 stops here, with the list of what to set, before any build reaches CloudFormation (which would
 only fail the change set on an id that does not exist).
 
@@ -44,6 +44,12 @@ FROM_ENVIRONMENT: dict[str, tuple[str, re.Pattern[str]]] = {
     "JwtIssuer": ("JWT_ISSUER", re.compile(r"https://[^\s\"]+")),
     "JwtAudience": ("JWT_AUDIENCE", re.compile(r"[^\s\"]+")),
     "AlarmTopicArn": ("ALARM_TOPIC_ARN", re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+")),
+    # The only principal the provider events queue accepts messages from (sam deploy drops an
+    # override the template does not declare, so this is harmless before the template has it).
+    "ProviderBridgeRoleArn": (
+        "PROVIDER_BRIDGE_ROLE_ARN",
+        re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+"),
+    ),
 }
 # Every stack needs these (VpcId only when it creates its database: the database security group).
 REQUIRED = ("SubnetIds", "SecurityGroupIds", "JwtIssuer")

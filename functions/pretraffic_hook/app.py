@@ -325,7 +325,8 @@ def invoke(
 
 def _backoff(attempt: int, deadline: Deadline) -> None:
     delay = min(MAX_BACKOFF_SECONDS, BASE_BACKOFF_SECONDS * 2 ** (attempt - 1))
-    delay += random.uniform(0, JITTER_SECONDS)  # noqa: S311  # nosec B311 - spreading ~22 hooks, not security
+    # Jitter spreads the ~22 hooks of one release apart; nothing secret depends on it.
+    delay += random.uniform(0, JITTER_SECONDS)  # noqa: S311  # nosec B311
     if deadline.seconds_left() - delay < INVOKE_READ_TIMEOUT + 1:
         raise CheckFailedError(f"out of time for another attempt after {attempt} (throttled or not ready)")
     _sleep(delay)

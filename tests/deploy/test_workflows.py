@@ -26,8 +26,12 @@ def samconfig() -> dict[str, Any]:
     return tomllib.loads((ROOT / "samconfig.toml").read_text())
 
 
+def _commands(script: str) -> str:
+    return "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+
+
 def steps(job: dict[str, Any], pattern: str) -> list[dict[str, Any]]:
-    return [step for step in job["steps"] if re.search(pattern, step.get("run", ""))]
+    return [step for step in job["steps"] if re.search(pattern, _commands(step.get("run", "")))]
 
 
 def deploy_jobs() -> list[tuple[str, str, dict[str, Any]]]:
@@ -35,7 +39,7 @@ def deploy_jobs() -> list[tuple[str, str, dict[str, Any]]]:
         (name, job_id, job)
         for name in ("deploy.yml", "rollback.yml")
         for job_id, job in workflow(name)["jobs"].items()
-        if any(SAM_DEPLOY.search(step.get("run", "")) for step in job.get("steps", []))
+        if any(SAM_DEPLOY.search(_commands(step.get("run", ""))) for step in job.get("steps", []))
     ]
 
 

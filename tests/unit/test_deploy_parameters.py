@@ -22,7 +22,8 @@ NETWORK = {
 @pytest.fixture(autouse=True)
 def deploy_environment(monkeypatch):
     """What a GitHub Environment's variables put into the parameter step's environment."""
-    for name in (*NETWORK, "JWT_AUDIENCE", "ALARM_TOPIC_ARN", "GITHUB_RUN_NUMBER", "GITHUB_REF_NAME"):
+    optional = ("JWT_AUDIENCE", "ALARM_TOPIC_ARN", "PROVIDER_BRIDGE_ROLE_ARN")
+    for name in (*NETWORK, *optional, "GITHUB_RUN_NUMBER", "GITHUB_REF_NAME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in NETWORK.items():
         monkeypatch.setenv(name, value)
@@ -191,3 +192,20 @@ def test_set_refuses_a_parameter_the_build_identifies_itself_with():
 def test_set_needs_key_equals_value():
     with pytest.raises(SystemExit):
         deploy_parameters.main(["production", "--git-sha", "abc", "--set", "DeploymentType"])
+
+
+def test_optional_account_values_pass_through_when_set(capsys, monkeypatch):
+    monkeypatch.setenv("ALARM_TOPIC_ARN", "arn:aws:sns:eu-west-1:123456789012:wallet-alarms")
+    monkeypatch.setenv("PROVIDER_BRIDGE_ROLE_ARN", "arn:aws:iam::123456789012:role/acme-pay-bridge")
+
+    pairs = _run(capsys, "staging", "--git-sha", "abc")
+
+    assert pairs["AlarmTopicArn"] == "arn:aws:sns:eu-west-1:123456789012:wallet-alarms"
+    assert pairs["ProviderBridgeRoleArn"] == "arn:aws:iam::123456789012:role/acme-pay-bridge"
+
+
+def test_a_malformed_optional_value_is_refused(monkeypatch):
+    monkeypatch.setenv("PROVIDER_BRIDGE_ROLE_ARN", "acme-pay-bridge")
+
+    with pytest.raises(SystemExit, match="PROVIDER_BRIDGE_ROLE_ARN"):
+        deploy_parameters.main(["staging", "--git-sha", "abc"])
