@@ -186,8 +186,12 @@ def deployment_targets(deployment_id: str) -> list[Target]:
 
 
 def check_target(target: Target, deployment_id: str, deadline: Deadline) -> str:
-    config = lambda_client().get_function_configuration(
-        FunctionName=target.name, Qualifier=target.target_version
+    config = _retrying(
+        target.name,
+        lambda: lambda_client().get_function_configuration(
+            FunctionName=target.name, Qualifier=target.target_version
+        ),
+        deadline,
     )
     if config.get("State") == "Failed":
         raise CheckFailedError(
@@ -295,8 +299,7 @@ def _http_result(route: str, raw: bytes) -> tuple[int, dict[str, Any]]:
 def invoke(
     name: str, qualifier: str | None, event: dict[str, Any], deadline: Deadline
 ) -> tuple[bytes, str | None]:
-    """Invoke one version synchronously: (payload, FunctionError or None). Throttling and a version
-    not ready yet are retried with backoff while an attempt can still finish in time."""
+    """Invoke one version synchronously: (payload, FunctionError or None)."""
     params: dict[str, Any] = {
         "FunctionName": name,
         "InvocationType": "RequestResponse",
@@ -304,6 +307,13 @@ def invoke(
     }
     if qualifier:
         params["Qualifier"] = qualifier
+    response = _retrying(name, lambda: lambda_client().invoke(**params), deadline)
+    return response["Payload"].read(), response.get("FunctionError")
+
+
+def _retrying(name: str, call: Callable[[], dict[str, Any]], deadline: Deadline) -> dict[str, Any]:
+    """One Lambda API call; throttling and a version not ready yet are retried with backoff while
+    an attempt can still finish before the hook must report."""
     last = "no attempt"
     for attempt in range(1, MAX_INVOKE_ATTEMPTS + 1):
         if not deadline.allows_invoke():
@@ -311,13 +321,14 @@ def invoke(
                 f"{name}: out of time before an answer ({attempt - 1} attempts, last {last})"
             )
         try:
-            response = lambda_client().invoke(**params)
-            return response["Payload"].read(), response.get("FunctionError")
+            return call()
         except (ClientError, EndpointConnectionError, ConnectionClosedError) as exc:
             last = _error_name(exc)
             if isinstance(exc, ClientError) and last not in RETRYABLE_INVOKE_ERRORS:
                 raise
-            logger.warning("invoke not accepted yet; retrying", extra={"attempt": attempt, "error": last})
+            logger.warning(
+                "Lambda call not accepted yet; retrying", extra={"attempt": attempt, "error": last}
+            )
         if attempt < MAX_INVOKE_ATTEMPTS:
             _backoff(attempt, deadline)
     raise CheckFailedError(f"{name}: still {last} after {MAX_INVOKE_ATTEMPTS} attempts")

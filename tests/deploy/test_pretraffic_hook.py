@@ -418,6 +418,20 @@ def test_throttling_is_retried_with_a_growing_bounded_wait(hook, code, status):
     assert max(hook.sleeps) <= hook.module.MAX_BACKOFF_SECONDS + hook.module.JITTER_SECONDS
 
 
+def test_a_throttled_configuration_lookup_is_retried(hook):
+    """~22 hooks read their target's configuration at once: the control plane throttles too."""
+    hook.deployment()
+    hook.lambda_stub.add_client_error(
+        "get_function_configuration", service_error_code="TooManyRequestsException", http_status_code=429
+    )
+    hook.configuration("POST /v1/wallets")
+    hook.answers(http_answer(400))
+    hook.expect_report("Succeeded")
+
+    assert hook.run()["status"] == "Succeeded"
+    assert len(hook.sleeps) == 1
+
+
 def test_throttled_on_every_attempt_fails_after_a_bounded_number_of_tries(hook):
     hook.deployment()
     hook.configuration("POST /v1/wallets")
