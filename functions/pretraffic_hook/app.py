@@ -162,8 +162,9 @@ def deployment_targets(deployment_id: str) -> list[Target]:
         raise CheckFailedError(f"deployment revision is {revision.get('revisionType')!r}, not AppSpecContent")
     content = (revision.get("appSpecContent") or {}).get("content") or ""
     try:
-        # CloudFormation writes the AppSpec of a Lambda alias update as JSON.
-        appspec = json.loads(content)
+        # CloudFormation writes the AppSpec of a Lambda alias update as JSON; an AppSpec may also be
+        # YAML (no YAML parser in the Lambda runtime: its flat Lambda form is read line by line).
+        appspec = json.loads(content) if content.lstrip().startswith("{") else _flat_yaml_appspec(content)
         resources = appspec["Resources"]
         targets = [
             Target(
@@ -183,6 +184,25 @@ def deployment_targets(deployment_id: str) -> list[Target]:
     if not targets:
         raise CheckFailedError("AppSpec names no function")
     return targets
+
+
+_YAML_KEY = re.compile(r"^\s*-?\s*([A-Za-z0-9]+):\s*['\"]?([^'\"#]*?)['\"]?\s*$")
+
+
+def _flat_yaml_appspec(content: str) -> dict[str, Any]:
+    """The Lambda AppSpec's YAML form: `Resources: - <LogicalId>: Type/Properties: Name, Alias,
+    CurrentVersion, TargetVersion`. Anything it does not recognise leaves a KeyError."""
+    resources: list[dict[str, Any]] = []
+    for line in content.splitlines():
+        match = _YAML_KEY.match(line)
+        if not match:
+            continue
+        key, value = match.groups()
+        if line.lstrip().startswith("-") and not value:
+            resources.append({key: {"Properties": {}}})
+        elif resources and key in {"Name", "Alias", "CurrentVersion", "TargetVersion"}:
+            next(iter(resources[-1].values()))["Properties"][key] = value
+    return {"Resources": resources}
 
 
 def check_target(target: Target, deployment_id: str, deadline: Deadline) -> str:

@@ -194,6 +194,25 @@ def test_the_hook_exercises_the_target_version_of_the_function_being_deployed(ho
     assert "idempotency-key" not in {name.lower() for name in event["headers"]}
 
 
+def test_an_appspec_in_yaml_is_read_too(hook):
+    hook.deployment(
+        "version: 0.0\n"
+        "Resources:\n"
+        "  - WalletCreateFunction:\n"
+        "      Type: AWS::Lambda::Function\n"
+        "      Properties:\n"
+        f'        Name: "{NAME}"\n'
+        "        Alias: live\n"
+        f'        CurrentVersion: "{CURRENT}"\n'
+        f'        TargetVersion: "{TARGET}"\n'
+    )
+    hook.configuration("POST /v1/wallets")
+    hook.answers(http_answer(400))
+    hook.expect_report("Succeeded")
+
+    assert hook.run()["status"] == "Succeeded"
+
+
 def test_a_path_parameter_is_an_id_nobody_has(hook):
     hook.deployment()
     hook.configuration("GET /v1/wallets/{wallet_id}/transactions")
@@ -492,6 +511,7 @@ def test_a_deployment_that_cannot_be_read_is_reported_failed(hook):
     "content",
     [
         "not: json",
+        "Resources:\n  - WalletCreateFunction:\n      Properties:\n        Name: x\n",
         json.dumps({"version": 0.0, "Resources": []}),
         json.dumps({"Resources": [{"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Name": "x"}}}]}),
     ],
