@@ -11,10 +11,19 @@ migration, which is what makes CloudFormation send an Update) and `CodeVersion` 
   a host or a URL) and the log stream to read; the traceback goes to the log.
 
 The answer is PUT to the pre-signed `ResponseURL` exactly as cfn-response does (`Content-Type: ""`).
-A watchdog answers FAILED shortly before the Lambda timeout, so CloudFormation never waits its hour;
-the migration itself runs in one transaction, so a run cut short by the timeout leaves nothing
-behind. If the answer cannot be delivered after a few attempts, `handle` raises: CloudFormation
-invokes this function asynchronously, so Lambda retries the (idempotent) request.
+From private subnets that PUT needs a route to S3 (a NAT gateway or an S3 gateway endpoint): with
+only interface endpoints it never arrives (docs/runbooks/first-deploy.md).
+
+Time: a watchdog answers FAILED shortly before the first of two deadlines, the function's own
+timeout and the resource's `ServiceTimeout` (CloudFormation passes it among the properties; after
+it, CloudFormation stops waiting and fails the resource). So CloudFormation hears an answer in time
+on every path: success, failure, unknown request, a migration still blocked or running. A late
+finish after the watchdog's answer sends nothing more. The whole run is one transaction
+(migrations/runner.py): a run cut short leaves the database at the revision it started from, and
+the advisory lock dies with the connection when Lambda ends the timed-out invocation.
+
+If the answer cannot be delivered after a few attempts, `handle` raises: CloudFormation invokes this
+function asynchronously, so Lambda may retry the (idempotent) request, within its retry settings.
 """
 
 from __future__ import annotations
@@ -52,7 +61,8 @@ class ResponseNotDeliveredError(RuntimeError):
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Answer one CloudFormation request. Returns the response body that was sent."""
     responder = _Responder(event, context)
-    watchdog = threading.Timer(_seconds_before_deadline(context), responder.time_out)
+    deadline = _seconds_before_deadline(context, event.get("ResourceProperties") or {})
+    watchdog = threading.Timer(deadline, responder.time_out)
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -155,10 +165,20 @@ def _is_ancestor_or_same(scripts: Any, revision: str, descendant: str) -> bool:
     return any(script.revision == revision for script in scripts.iterate_revisions(descendant, "base"))
 
 
-def _seconds_before_deadline(context: Any) -> float:
-    """When the watchdog answers: RESPONSE_MARGIN_SECONDS before the timeout (a quarter of the time
-    left if the function is configured with less than four margins)."""
+def _seconds_before_deadline(context: Any, properties: dict[str, Any]) -> float:
+    """When the watchdog answers: RESPONSE_MARGIN_SECONDS before the earlier of the Lambda timeout
+    and the resource's ServiceTimeout (a quarter of the time left if that is under four margins).
+
+    The ServiceTimeout clock started when CloudFormation sent the request, a little before this
+    invocation began (or long before, for a retry): counting it from now is the best available
+    estimate, and the watchdog's margin absorbs the usual queueing delay."""
     remaining = context.get_remaining_time_in_millis() / 1000.0
+    try:
+        service_timeout = float(properties.get("ServiceTimeout") or 0)
+    except (TypeError, ValueError):
+        service_timeout = 0.0
+    if service_timeout > 0:
+        remaining = min(remaining, service_timeout)
     return max(0.0, remaining - min(RESPONSE_MARGIN_SECONDS, remaining / 4))
 
 
@@ -175,8 +195,13 @@ class _Responder:
         self.body: dict[str, Any] = {}
 
     def time_out(self) -> None:
-        logger.error("the migration is still running close to the Lambda timeout; answering FAILED")
-        self.send(FAILED, "Schema migration did not finish before the Lambda timeout.", {})
+        logger.error("the migration is still running close to its deadline; answering FAILED")
+        self.send(
+            FAILED,
+            "Schema migration did not finish before the timeout (Lambda timeout or ServiceTimeout); "
+            "it may still be waiting for the migration lock or running a long revision.",
+            {},
+        )
 
     def send(self, status: str, reason: str, data: dict[str, Any]) -> None:
         with self._lock:

@@ -374,3 +374,60 @@ def test_every_create_or_update_ensures_the_app_login_from_its_secret(bucket, mi
     with psycopg.connect(_libpq(migration_db)) as connection:
         member = connection.execute("SELECT pg_has_role(%s, 'wallet_app', 'member')", (login,)).fetchone()
     assert member == (True,)
+
+
+# Time: CloudFormation's ServiceTimeout -----------------------------------------------------------
+
+
+class _Remaining:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.seconds * 1000)
+
+
+@pytest.mark.parametrize(
+    ("lambda_left", "service_timeout", "answer_at"),
+    [
+        (300.0, None, 280.0),  # the Lambda timeout is the only limit
+        (300.0, "600", 280.0),  # the template's ServiceTimeout is longer than the function's timeout
+        (300.0, "120", 100.0),  # ...or shorter: CloudFormation would give up first
+        (900.0, "600", 580.0),
+        (300.0, "not a number", 280.0),
+        (8.0, None, 6.0),  # short timeouts keep a quarter for the answer
+    ],
+)
+def test_the_watchdog_answers_before_whichever_deadline_comes_first(lambda_left, service_timeout, answer_at):
+    properties = {} if service_timeout is None else {"ServiceTimeout": service_timeout}
+
+    seconds = custom_resource._seconds_before_deadline(_Remaining(lambda_left), properties)
+
+    assert seconds == pytest.approx(answer_at)
+
+
+def test_a_migration_blocked_past_the_service_timeout_answers_failed_in_time(bucket, migration_db):
+    """ServiceTimeout (set by the template) shorter than the function's timeout: CloudFormation hears
+    FAILED before it gives up on the resource, not when the function's own timeout comes."""
+    outcome: dict[str, Any] = {}
+    event = cfn_event("cfn_schema_migration_create", bucket)
+    event["ResourceProperties"]["ServiceTimeout"] = "2"
+    with psycopg.connect(_libpq(migration_db), autocommit=True) as blocker:
+        blocker.execute("SELECT pg_advisory_lock(%s)", (runner.ADVISORY_LOCK_KEY,))
+
+        def run() -> None:
+            try:
+                outcome["result"] = invoke(event, timeout_seconds=300.0)
+            except Exception as exc:  # surfaced by the assertions below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        arrived = bucket.arrived.wait(timeout=20)
+        blocker.execute("SELECT pg_advisory_unlock(%s)", (runner.ADVISORY_LOCK_KEY,))
+        worker.join(timeout=60)
+
+    assert arrived, "no answer within the ServiceTimeout"
+    assert [r.body["Status"] for r in bucket.received] == ["FAILED"]
+    assert "timeout" in bucket.received[0].body["Reason"].lower()
+    assert "error" not in outcome, outcome
