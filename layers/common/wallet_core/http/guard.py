@@ -74,7 +74,8 @@ def without_forbidden_text(value: str) -> str:
 # JSON ----------------------------------------------------------------------------------------------
 
 
-def _depth(text: str) -> int:
+def depth_of(text: str) -> int:
+    """How deeply the JSON text nests arrays and objects (brackets inside strings do not count)."""
     depth = deepest = 0
     for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
@@ -115,7 +116,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_json(text: str) -> Any:
     """Strict JSON: at most MAX_DEPTH levels of nesting, numbers of at most MAX_NUMBER_DIGITS
     digits, no duplicate keys, no NaN/Infinity. Raises BodyError with a reason safe to show."""
-    if _depth(text) > MAX_DEPTH:
+    if depth_of(text) > MAX_DEPTH:
         # Checked before parsing: Python's parser recurses and gives up around 1000 levels.
         raise BodyError(f"nested deeper than {MAX_DEPTH} levels")
     try:
