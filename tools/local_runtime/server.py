@@ -15,6 +15,7 @@ from tools.local_runtime.context import FunctionHost
 
 log = logging.getLogger("local_runtime.http")
 
+
 def requires_auth(route: Any) -> bool:
     """Every /v1 route is behind the JWT authorizer; probes are not. A route's explicit
     `Auth: {Authorizer: NONE}` turns it off and a named authorizer turns it on, as in SAM."""

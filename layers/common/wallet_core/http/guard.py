@@ -215,7 +215,23 @@ def check_parameters(event: dict[str, Any]) -> None:
         raise errors.ValidationError("The request is not valid.", errors=field_errors)
 
 
+MAX_SUBJECT_LENGTH = 255  # principals are stored (idempotency keys, created_by) in varchar(255)
+
+
+def check_claims(event: dict[str, Any]) -> None:
+    """A verified token whose subject cannot be stored is refused like a bad token (401), not
+    discovered as a database error halfway through a command."""
+    context = event.get("requestContext") or {}
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    if isinstance(subject, str) and (len(subject) > MAX_SUBJECT_LENGTH or has_forbidden_text(subject)):
+        raise errors.UnauthorizedError(
+            f"The token's subject must be at most {MAX_SUBJECT_LENGTH} characters without control characters."
+        )
+
+
 def check_request(event: dict[str, Any]) -> None:
+    check_claims(event)
     check_body(event)
     check_parameters(event)
 
