@@ -135,6 +135,19 @@ def test_a_bodiless_post_with_a_body_in_another_media_type_is_415(api, wallet):
     assert (result.status, result.code) == (415, "unsupported_media_type")
 
 
+def test_a_get_ignores_a_body_whatever_its_media_type(api, wallet):
+    result = api.call(
+        "wallet_get",
+        "GET",
+        f"/v1/wallets/{wallet['id']}",
+        claims=ALICE,
+        raw_body="[" * 5000,
+        headers={"Content-Type": "text/plain"},
+    )
+
+    assert result.status == 200, result.body
+
+
 # Size and shape -----------------------------------------------------------------------------------
 
 

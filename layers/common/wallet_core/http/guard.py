@@ -33,6 +33,7 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
 
 _JSON = "application/json"
+_BODILESS_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class UnsupportedMediaTypeError(errors.WalletServiceError):
@@ -180,8 +181,12 @@ def _raw_body(event: dict[str, Any]) -> bytes | None:
 
 
 def check_body(event: dict[str, Any]) -> None:
-    """Size, media type, UTF-8 and JSON shape of the body, on every route (a route that ignores
-    its body still hashes it into the idempotency fingerprint, so it must be parseable too)."""
+    """Size, media type, UTF-8 and JSON shape of the body, on every route that reads one: every
+    POST (a POST that ignores its body still hashes it into the idempotency fingerprint, so it
+    must be parseable too). GET and HEAD have no body semantics: theirs is never read."""
+    method = ((event.get("requestContext") or {}).get("http") or {}).get("method")
+    if isinstance(method, str) and method.upper() in _BODILESS_METHODS:
+        return
     raw = _raw_body(event)
     if raw is None:
         return  # no body: nothing to type; a route that needs one says so itself
