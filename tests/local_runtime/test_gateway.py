@@ -124,11 +124,13 @@ def test_bad_tokens_get_401_before_any_handler_runs(server, fake_host, authoriza
     assert status == 401
     assert response_headers["content-type"] == "application/problem+json"
     body = json.loads(raw)
-    assert {k: body[k] for k in ("type", "title", "status", "code")} == {
-        "type": "about:blank",
+    # The same problem shape as every other error, request id included.
+    assert {k: body[k] for k in ("type", "title", "status", "code", "request_id")} == {
+        "type": "https://wallet.example.com/problems/unauthorized",
         "title": "Unauthorized",
         "status": 401,
         "code": "unauthorized",
+        "request_id": response_headers["apigw-requestid"],
     }
     assert detail in body["detail"]
     assert len(seen) == before, "the handler ran for an unauthenticated request"

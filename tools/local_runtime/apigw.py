@@ -112,7 +112,7 @@ def _clf_time(now: float) -> str:
     return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
 
 
-def _request_id() -> str:
+def new_request_id() -> str:
     # API Gateway's own ids look like "JKJaXmPLvHcESHA="; any unique string will do.
     return base64.b64encode(secrets.token_bytes(10)).decode()
 
@@ -144,7 +144,7 @@ def build_event(
         headers.setdefault("x-forwarded-port", str(port))
     domain = host
     route_key = match.route.route_key
-    request_id = _request_id()
+    request_id = new_request_id()
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,

@@ -13,6 +13,8 @@ from typing import Any
 
 import jwt
 
+from tools.local_runtime import apigw
+
 # The documented development default (README); never used outside a local run.
 DEFAULT_SECRET = "local-development-secret-change-me"  # noqa: S105  # nosec B105
 ISSUER = "wallet-local"
@@ -102,3 +104,21 @@ def gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
         return str(value)
 
     return {name: render(value) for name, value in claims.items()}
+
+
+def unauthorized_response(detail: str, request_id: str) -> apigw.Response:
+    """The 401 in the same problem+json shape as every other error (rendered by the service's own
+    wallet_core.http.problems), with the request id in the body and in Apigw-Requestid."""
+    # Imported here: the layer is on sys.path once the function host has read the template.
+    from wallet_core.http.problems import PROBLEM_JSON, render_problem
+
+    body = render_problem(401, "unauthorized", detail, request_id=request_id)
+    return apigw.Response(
+        401,
+        [
+            ("Content-Type", PROBLEM_JSON),
+            ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"'),
+            ("Apigw-Requestid", request_id),
+        ],
+        body.encode(),
+    )

@@ -3,7 +3,6 @@ event, invoke, response mapping)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -15,26 +14,6 @@ from tools.local_runtime import apigw, auth
 from tools.local_runtime.context import FunctionHost
 
 log = logging.getLogger("local_runtime.http")
-
-PROBLEM_JSON = "application/problem+json"
-
-
-def unauthorized(detail: str) -> apigw.Response:
-    body = {
-        "type": "about:blank",
-        "title": "Unauthorized",
-        "status": 401,
-        "detail": detail,
-        "code": "unauthorized",
-    }
-    return apigw.Response(
-        401,
-        [
-            ("Content-Type", PROBLEM_JSON),
-            ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"'),
-        ],
-        json.dumps(body).encode(),
-    )
 
 
 def requires_auth(route: Any) -> bool:
@@ -62,7 +41,7 @@ class Gateway:
             try:
                 claims = auth.gateway_claims(auth.verify(request.header("authorization")))
             except auth.Unauthorized as exc:
-                return unauthorized(str(exc))
+                return auth.unauthorized_response(str(exc), apigw.new_request_id())
         event = apigw.build_event(request, match, claims=claims, port=self.port)
         request_id = event["requestContext"]["requestId"]
         try:

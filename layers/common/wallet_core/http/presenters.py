@@ -121,3 +121,16 @@ def page_resource(page: Page, present) -> dict[str, Any]:
 
 def to_json(resource: dict[str, Any]) -> str:
     return json.dumps(resource, separators=(",", ":"))
+
+
+# Where each kind of resource lives: the Location of a 201 (the presenter names the resource).
+_RESOURCE_PATHS = {
+    wallet_resource: "/v1/wallets/{id}",
+    transaction_resource: "/v1/transactions/{id}",
+    hold_resource: "/v1/holds/{id}",
+}
+
+
+def resource_path(present: Any) -> str | None:
+    """The path template ("/v1/wallets/{id}") of what `present` renders, or None."""
+    return _RESOURCE_PATHS.get(present)

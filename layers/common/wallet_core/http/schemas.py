@@ -21,6 +21,7 @@ from pydantic import (
 from wallet_core.config import get_settings
 from wallet_core.domain.models import MAX_HOLD_LIFETIME, HoldPurpose
 from wallet_core.domain.money import MAX_AMOUNT, MIN_AMOUNT
+from wallet_core.http.guard import check_text
 
 
 def _supported_currency(code: str) -> str:
@@ -31,16 +32,26 @@ def _supported_currency(code: str) -> str:
 
 Amount = Annotated[StrictInt, Field(ge=MIN_AMOUNT, le=MAX_AMOUNT)]
 Currency = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(_supported_currency)]
-Reference = Annotated[StrictStr, StringConstraints(max_length=128)]
-Description = Annotated[StrictStr, StringConstraints(max_length=512)]
+# Every free-text field is built by text(): no control characters (U+0000 cannot be stored at all), so a
+# client's text never becomes a database error (a 5xx). The pattern documents the rule in the
+# OpenAPI document; the validator enforces it (with a clearer message, and lone surrogates too).
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+
+
+def text(*, documented: bool = True, **constraints: int) -> object:
+    """A free-text type with the given length constraints (documented=False for dict keys, whose
+    pattern pydantic would render as patternProperties)."""
+    schema = [Field(json_schema_extra={"pattern": TEXT_PATTERN})] if documented else []
+    return Annotated[StrictStr, StringConstraints(**constraints), AfterValidator(check_text), *schema]
+
+
+Reference = text(max_length=128)
+Description = text(max_length=512)
 Metadata = Annotated[
-    dict[
-        Annotated[StrictStr, StringConstraints(min_length=1, max_length=40)],
-        Annotated[StrictStr, StringConstraints(max_length=500)],
-    ],
+    dict[text(documented=False, min_length=1, max_length=40), text(max_length=500)],  # type: ignore[valid-type]
     Field(max_length=20),
 ]
-OwnerId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=255)]
+OwnerId = text(min_length=1, max_length=255)
 
 
 class _Request(BaseModel):

@@ -128,8 +128,19 @@ def handle_record(record: SQSRecord) -> None:
             extra={**context, "reason": error.detail},
         )
         raise
-    except (errors.ServiceUnavailableError, errors.ConcurrencyConflictError):
-        logger.warning("provider event hit a transient failure, left for redelivery", extra=context)
+    except (errors.ServiceUnavailableError, errors.ConcurrencyConflictError) as error:
+        logger.warning(
+            "provider event hit a transient failure, left for redelivery",
+            extra={**context, "reason": error.code},
+        )
+        raise
+    except Exception as error:
+        # Not a rule of the contract: a bug or a fault. Retried (and dead-lettered in the end), but
+        # never silently: the DLQ alarm needs a log line that says which event and why.
+        logger.exception(
+            "provider event failed unexpectedly, left for redelivery",
+            extra={**context, "reason": type(error).__name__},  # details are in the trace
+        )
         raise
     _report(result, context)
 

@@ -16,8 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
-    StrictStr,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -25,14 +23,15 @@ from pydantic import (
 
 from wallet_core.config import normalise_provider
 from wallet_core.domain.money import MAX_AMOUNT
-from wallet_core.http.schemas import Amount, Currency, Description, Reference
+from wallet_core.http import guard
+from wallet_core.http.schemas import Amount, Currency, Description, Reference, text
 from wallet_core.service.ingestion import EventReceipt
 
 MAX_REASON_LENGTH = 1000
 
-ProviderName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=64)]
-EventId = Annotated[StrictStr, StringConstraints(min_length=1, max_length=255)]
-ExternalRef = Annotated[StrictStr, StringConstraints(min_length=1, max_length=128)]
+ProviderName = text(min_length=1, max_length=64)
+EventId = text(min_length=1, max_length=255)
+ExternalRef = text(min_length=1, max_length=128)
 # A provider may report an empty account; never a negative one (no overdrafts in this ledger).
 ReportedBalance = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
 
@@ -115,9 +114,43 @@ class Valid:
 
 def _key_part(payload: dict[str, Any], name: str, max_length: int) -> str | None:
     value = payload.get(name)
-    if isinstance(value, str) and 0 < len(value) <= max_length:
+    # A key with control characters cannot be stored (U+0000) and must not be altered to fit:
+    # a cleaned key could collide with a real event's and suppress it.
+    if isinstance(value, str) and 0 < len(value) <= max_length and not guard.has_forbidden_text(value):
         return value
     return None
+
+
+def _storable(value: Any) -> Any:
+    """The payload as it can be recorded: PostgreSQL's jsonb refuses U+0000 and lone surrogates,
+    so a rejected event keeps its reason and a readable copy with those replaced by U+FFFD."""
+    if isinstance(value, str):
+        return guard.without_forbidden_text(value)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _read_body(body: str) -> tuple[Any, str | None]:
+    """(payload, why it breaks the API's rules or None). The same rules as an API body (size,
+    nesting, digits, duplicate keys, NaN); a body that breaks one but can still be read safely is
+    read leniently, so its rejection can be recorded under its key. Raises BodyError if unreadable."""
+    if len(body.encode("utf-8", "surrogatepass")) > guard.MAX_BODY_BYTES:
+        problem = f"the message body is larger than {guard.MAX_BODY_BYTES // 1024} KiB"
+    else:
+        try:
+            return guard.parse_json(body), None
+        except guard.BodyError as error:
+            problem = error.reason
+    if guard.depth_of(body) > guard.MAX_DEPTH:
+        raise guard.BodyError(problem)
+    try:
+        # Lenient: numbers kept as their text (no int-parsing limit), last duplicate wins.
+        return json.loads(body, parse_int=str, parse_float=str, parse_constant=str), problem
+    except ValueError as error:
+        raise guard.BodyError(problem) from error
 
 
 def _describe(error: ValidationError) -> str:
@@ -125,14 +158,15 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors(include_url=False):
         where = ".".join(str(part) for part in item["loc"]) or "body"
         parts.append(f"{where}: {item['msg']}")
-    return ("schema: " + "; ".join(parts))[:MAX_REASON_LENGTH]
+    # Field names come from the message: an unknown one may hold characters the column refuses.
+    return guard.without_forbidden_text("schema: " + "; ".join(parts))[:MAX_REASON_LENGTH]
 
 
 def parse_message(body: str) -> Unkeyed | Invalid | Valid:
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return Unkeyed("the message body is not JSON")
+        payload, broken_rule = _read_body(body)
+    except guard.BodyError as error:
+        return Unkeyed(f"the message body is not acceptable JSON: {error.reason}")
     if not isinstance(payload, dict):
         return Unkeyed("the message body is not a JSON object")
     provider, event_id = _key_part(payload, "provider", 64), _key_part(payload, "event_id", 255)
@@ -144,9 +178,11 @@ def parse_message(body: str) -> Unkeyed | Invalid | Valid:
     receipt = EventReceipt(
         provider=provider,
         event_id=event_id,
-        type=event_type[:64] if isinstance(event_type, str) and event_type else "unknown",
-        payload=payload,
+        type=_storable(event_type[:64]) if isinstance(event_type, str) and event_type else "unknown",
+        payload=_storable(payload),
     )
+    if broken_rule is not None:
+        return Invalid(receipt, f"body: {broken_rule}"[:MAX_REASON_LENGTH])
     try:
         event = _event_adapter().validate_python(payload)
     except ValidationError as error:
