@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from wallet_core.domain import errors
+from wallet_core.http.auth import principal_from_event
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 32
@@ -220,19 +221,13 @@ def check_parameters(event: dict[str, Any]) -> None:
         raise errors.ValidationError("The request is not valid.", errors=field_errors)
 
 
-MAX_SUBJECT_LENGTH = 255  # principals are stored (idempotency keys, created_by) in varchar(255)
-
-
 def check_claims(event: dict[str, Any]) -> None:
-    """A verified token whose subject cannot be stored is refused like a bad token (401), not
-    discovered as a database error halfway through a command."""
+    """A verified token whose subject cannot be stored is refused like a bad token (401) before
+    anything else looks at the request, not discovered as a database error halfway through a
+    command. Routes without a token (the probes) have no claims to check."""
     context = event.get("requestContext") or {}
-    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
-    subject = claims.get("sub") if isinstance(claims, dict) else None
-    if isinstance(subject, str) and (len(subject) > MAX_SUBJECT_LENGTH or has_forbidden_text(subject)):
-        raise errors.UnauthorizedError(
-            f"The token's subject must be at most {MAX_SUBJECT_LENGTH} characters without control characters."
-        )
+    if ((context.get("authorizer") or {}).get("jwt") or {}).get("claims"):
+        principal_from_event(event)
 
 
 def check_request(event: dict[str, Any]) -> None:
