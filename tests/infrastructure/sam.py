@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from samtranslator.translator.transform import transform
 
-from tools.local_runtime.template import load_yaml
+from tools.local_runtime.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -40,18 +42,24 @@ class _NoManagedPolicies:
 
 
 def raw_template() -> dict[str, Any]:
-    return load_yaml(TEMPLATE_PATH.read_text())
+    """template.yaml as the SAM transform receives it: AWS::LanguageExtensions already applied."""
+    return load_template(TEMPLATE_PATH)
 
 
 def samconfig() -> dict[str, Any]:
     return tomllib.loads(SAMCONFIG_PATH.read_text())
 
 
+def environments() -> list[str]:
+    """Every samconfig.toml environment that `sam deploy --config-env` can deploy."""
+    return [name for name, env in samconfig().items() if isinstance(env, dict) and "deploy" in env]
+
+
 def overrides(environment: str) -> dict[str, str]:
     """The `Key=Value Key=Value` parameter_overrides of one samconfig environment."""
-    text = samconfig()[environment]["deploy"]["parameters"]["parameter_overrides"]
-    pairs = text.split() if isinstance(text, str) else list(text)
-    return dict(pair.split("=", 1) for pair in pairs)
+    text = samconfig()[environment]["deploy"]["parameters"].get("parameter_overrides", "")
+    pairs = shlex.split(text) if isinstance(text, str) else list(text)
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
 
 
 def stack_name(environment: str) -> str:
@@ -94,6 +102,19 @@ def translate(template: dict[str, Any], parameters: dict[str, str], salt: dict |
             value = value.split(",")
         values[name] = value
     return transform(package(template, salt), values, _NoManagedPolicies())
+
+
+def lint_errors(cfn: dict) -> list[str]:
+    """cfn-lint's errors (E....) on translated CloudFormation: what CloudFormation would refuse.
+    Warnings and informational findings are not deploy blockers and are left out."""
+    from cfnlint.api import ManualArgs, lint  # slow import: only for this check
+
+    matches = lint(json.dumps(cfn), config=ManualArgs(regions=["us-east-1"]))
+    return sorted(
+        f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path)) if m.path else m.linenumber})"
+        for m in matches
+        if m.rule.id.startswith("E")
+    )
 
 
 # ------------------------------------------------------------------------------------------------

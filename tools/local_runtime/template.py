@@ -8,6 +8,7 @@ Resolution is deliberately forgiving: a local run must never crash on an intrins
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -87,6 +88,52 @@ def load_yaml(text: str) -> dict[str, Any]:
     # TemplateLoader is a SafeLoader subclass: no arbitrary objects, only the CloudFormation tags.
     data = yaml.load(text, Loader=TemplateLoader)  # noqa: S506  # nosec B506
     return data or {}
+
+
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+
+
+class ExpansionError(ValueError):
+    """The AWS::LanguageExtensions transform rejected the template (as CloudFormation would)."""
+
+
+def expand(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation hands it to the SAM transform: `AWS::LanguageExtensions`
+    (Fn::ForEach, Fn::FindInMap on literal keys, ...) applied first, by cfn-lint's implementation of
+    that transform, and removed from `Transform`. A template without it is returned unchanged."""
+    transforms = template.get("Transform") or []
+    transforms = transforms if isinstance(transforms, list) else [transforms]
+    if LANGUAGE_EXTENSIONS not in transforms:
+        return template
+    from cfnlint.template import Template as LintTemplate  # slow import: only when needed
+    from cfnlint.template.transforms._language_extensions import language_extension
+
+    errors, expanded = language_extension(LintTemplate("template.yaml", copy.deepcopy(template), [REGION]))
+    if errors:
+        raise ExpansionError("; ".join(str(error.message) for error in errors))
+    rest = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
+    expanded = dict(expanded)
+    if rest:
+        expanded["Transform"] = rest[0] if len(rest) == 1 else rest
+    else:
+        expanded.pop("Transform", None)
+    return _plain(expanded)
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's nodes (str_node, dict_node) back to plain Python values."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """template.yaml read as CloudFormation reads it: short tags, then AWS::LanguageExtensions."""
+    return expand(load_yaml(path.read_text()))
 
 
 class Resolver:
@@ -319,7 +366,7 @@ class Template:
     def __init__(self, path: Path, parameters: dict[str, str] | None = None) -> None:
         self.path = path.resolve()
         self.root = self.path.parent
-        self.raw = load_yaml(self.path.read_text())
+        self.raw = load_template(self.path)
         self.resolver = Resolver(self.raw, parameters)
         self.queues()  # gives every queue its local name, so GetAtt Queue.Arn resolves from the start
 
