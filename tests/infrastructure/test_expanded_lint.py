@@ -19,7 +19,6 @@ def test_every_samconfig_environment_is_checked(lint_results):
     assert set(lint_results) == set(sam.environments()) >= {"default", "staging", "production"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue #10.1: E3004 HttpApiServerErrorsAlarm cycle, fixed next")
 @pytest.mark.parametrize("environment", ["default", "staging", "production"])
 def test_expanded_template_has_no_lint_error(lint_results, environment):
     assert lint_results[environment] == []

@@ -46,6 +46,13 @@ _SHORT_TAGS = {
             "Transform",
             "Length",
             "ToJsonString",
+            # rule functions (the Rules section)
+            "Contains",
+            "EachMemberEquals",
+            "EachMemberIn",
+            "RefAll",
+            "ValueOf",
+            "ValueOfAll",
         )
     },
 }
@@ -108,9 +115,12 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
     from cfnlint.template import Template as LintTemplate  # slow import: only when needed
     from cfnlint.template.transforms._language_extensions import language_extension
 
-    errors, expanded = language_extension(LintTemplate("template.yaml", copy.deepcopy(template), [REGION]))
+    shielded: dict[str, Any] = {}
+    lint_template = LintTemplate("template.yaml", _shield(copy.deepcopy(template), shielded), [REGION])
+    errors, expanded = language_extension(lint_template)
     if errors:
         raise ExpansionError("; ".join(str(error.message) for error in errors))
+    expanded = _unshield(expanded, shielded)
     rest = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
     expanded = dict(expanded)
     if rest:
@@ -118,6 +128,39 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
     else:
         expanded.pop("Transform", None)
     return _plain(expanded)
+
+
+def _pseudo_parameter_in(value: Any) -> bool:
+    if isinstance(value, dict):
+        ref = value.get("Ref")
+        return (isinstance(ref, str) and ref.startswith("AWS::")) or any(
+            _pseudo_parameter_in(item) for item in value.values()
+        )
+    return isinstance(value, list) and any(_pseudo_parameter_in(item) for item in value)
+
+
+def _shield(value: Any, shielded: dict[str, Any]) -> Any:
+    """Hide `Fn::FindInMap` lookups keyed by a pseudo parameter (`!Ref AWS::Region`) from cfn-lint's
+    transform, which as a linter guesses a key for them; CloudFormation resolves them at deploy time."""
+    if isinstance(value, dict):
+        if "Fn::FindInMap" in value and _pseudo_parameter_in(value["Fn::FindInMap"]):
+            token = f"__deploy_time_lookup_{len(shielded)}__"
+            shielded[token] = value
+            return token
+        return {key: _shield(item, shielded) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shield(item, shielded) for item in value]
+    return value
+
+
+def _unshield(value: Any, shielded: dict[str, Any]) -> Any:
+    if isinstance(value, str) and value in shielded:
+        return copy.deepcopy(shielded[value])
+    if isinstance(value, dict):
+        return {key: _unshield(item, shielded) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshield(item, shielded) for item in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
