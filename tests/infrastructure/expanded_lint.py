@@ -9,6 +9,7 @@ error in what CloudFormation really receives is only visible here.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from tests.infrastructure import sam
@@ -28,6 +29,7 @@ def errors_by_environment() -> dict[str, list[str]]:
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.ERROR)  # samtranslator's feature-toggle and metrics chatter
     found = errors_by_environment()
     for environment, errors in found.items():
         for error in errors:
