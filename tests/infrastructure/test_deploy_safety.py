@@ -196,11 +196,12 @@ def test_admin_only_routes_require_the_admin_scope_at_the_gateway(production):
     for path, methods in body["paths"].items():
         for method, operation in methods.items():
             route = f"{method.upper()} {path}"
-            expected = [{"WalletAdmin": ["wallet:admin"]}] if route in ADMIN_ROUTES else operation["security"]
+            expected = [{"WalletJwt": ["wallet:admin"]}] if route in ADMIN_ROUTES else operation["security"]
             assert operation["security"] == expected, route
             assert route in ADMIN_ROUTES or "wallet:admin" not in json.dumps(operation["security"]), route
-    admin = body["components"]["securitySchemes"]["WalletAdmin"]["x-amazon-apigateway-authorizer"]
-    assert admin["type"] == "jwt"
+    assert (
+        body["components"]["securitySchemes"]["WalletJwt"]["x-amazon-apigateway-authorizer"]["type"] == "jwt"
+    )
 
 
 def test_only_the_provider_bridge_role_may_send_provider_events(template, production):

@@ -87,7 +87,10 @@ def test_route_table_rows_and_api_functions_agree(template):
         (event,) = props["Events"].values()
         assert event["Properties"]["Method"] == row["Method"], name
         assert event["Properties"]["Path"] == row["Path"], name
-        assert event["Properties"]["Auth"] == {"Authorizer": row["Auth"]}, name
+        assert event["Properties"]["Auth"] == {
+            "Authorizer": row["Auth"],
+            "AuthorizationScopes": row["Scopes"],
+        }
         assert props["Handler"] == row["Handler"], name
         route = props["Environment"]["Variables"]["WALLET_ROUTE"]
         assert route == {"Fn::Join": [" ", [row["Method"], row["Path"]]]}, name
@@ -309,7 +312,7 @@ def test_app_functions_read_the_app_login_and_only_the_migration_the_owner(templ
     assert secret["GenerateStringKey"] == "password"
     assert secret["SecretStringTemplate"] == {"Fn::Sub": '{"username": "${DatabaseUser}"}'}
     proxy_secrets = [a["SecretArn"] for a in production["Resources"]["DatabaseProxy"]["Properties"]["Auth"]]
-    assert {"Ref": "AppDatabaseSecret"} in proxy_secrets
+    assert proxy_secrets == [{"Ref": "AppDatabaseSecret"}]  # the owner never goes through the proxy
 
 
 def test_functions_without_database_get_no_secret_no_network_no_database_permission(template, production):
@@ -403,7 +406,7 @@ def test_every_v1_route_uses_the_jwt_authorizer_and_probes_none(template, enviro
     assert len(operations) == len(sam.route_table(template))
     for path, _, operation in operations:
         if path.startswith("/v1/"):
-            assert operation["security"] in ([{"WalletJwt": []}], [{"WalletAdmin": ["wallet:admin"]}]), path
+            assert operation["security"] in ([{"WalletJwt": []}], [{"WalletJwt": ["wallet:admin"]}]), path
         else:
             assert path in {"/health", "/ready", "/version"}
             assert operation["security"] == [{"NONE": []}], path

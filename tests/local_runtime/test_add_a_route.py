@@ -43,7 +43,7 @@ def handler(event: dict, context: LambdaContext) -> dict:
 '''
 ROW = (
     '    PingGet: {Handler: ping_get.app.handler, Method: GET, Path: "/v1/pings/{ping_id}",'
-    " Auth: WalletJwt, Memory: 256, Timeout: 10}\n"
+    " Auth: WalletJwt, Scopes: [], Memory: 256, Timeout: 10}\n"
 )
 
 

@@ -184,6 +184,9 @@ def test_project_template_every_http_api_event_becomes_a_route():
     assert {"GET /health", "GET /ready", "GET /version", "POST /v1/transfers"} <= {
         r.route_key for r in routes
     }
+    admin = {r.route_key for r in routes if r.scopes == ["wallet:admin"]}
+    assert {"POST /v1/wallets/{wallet_id}/credits", "POST /v1/holds"} <= admin
+    assert "POST /v1/transfers" not in admin
     functions = template.functions()
     assert "MigrationFunction" in functions
     for route in routes:

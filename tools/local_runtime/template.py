@@ -341,6 +341,7 @@ class HttpRoute:
     method: str  # upper case, or ANY
     path: str  # as declared, e.g. /v1/wallets/{wallet_id}; "$default" for the catch-all route
     auth: str | None = None  # Auth.Authorizer of the event, if any ("NONE" disables auth)
+    scopes: list[str] = field(default_factory=list)  # Auth.AuthorizationScopes (API Gateway checks them)
 
     @property
     def route_key(self) -> str:
@@ -486,13 +487,14 @@ class Template:
         for logical_id, event_id, props in self._events("HttpApi"):
             path, method = props.get("Path"), props.get("Method")
             auth = (props.get("Auth") or {}).get("Authorizer")
+            scopes = list((props.get("Auth") or {}).get("AuthorizationScopes") or [])
             if not path and not method:  # SAM: an HttpApi event without both is the $default route
-                routes.append(HttpRoute(logical_id, event_id, "ANY", "$default", auth))
+                routes.append(HttpRoute(logical_id, event_id, "ANY", "$default", auth, scopes))
                 continue
             method = str(method or "ANY").upper()
             if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
                 method = "ANY"
-            routes.append(HttpRoute(logical_id, event_id, method, str(path), auth))
+            routes.append(HttpRoute(logical_id, event_id, method, str(path), auth, scopes))
         return routes
 
     def sqs_sources(self) -> list[SqsSource]:
