@@ -65,9 +65,8 @@ def test_deployed_stages_refuse_a_missing_network_with_a_clear_message(template,
 def test_production_refuses_the_placeholder_issuer(template):
     for issuer in ("https://auth.example.com/", "https://auth.example.com"):
         failed = sam.evaluate_rules(template, {**PRODUCTION, "JwtIssuer": issuer})
-        assert failed == [
-            "JwtIssuer is the auth.example.com placeholder; production needs the real identity provider."
-        ]
+        assert len(failed) == 1
+        assert failed[0].startswith("JwtIssuer is the auth.example.com placeholder")
     assert (
         sam.evaluate_rules(
             template, {**PRODUCTION, "Stage": "staging", "JwtIssuer": "https://auth.example.com/"}
@@ -218,3 +217,18 @@ def test_only_the_provider_bridge_role_may_send_provider_events(template, produc
     assert env["WALLET_BOUND_PROVIDER"] == {"Ref": "BoundProvider"}
     assert template["Parameters"]["Providers"]["Default"] == "acme-pay"
     assert template["Parameters"]["BoundProvider"]["Default"] == ""
+
+
+def test_a_settlement_held_for_an_operator_pages(production):
+    alarm = production["Resources"]["UnresolvedSettlementsAlarm"]["Properties"]
+    env = production["Resources"]["IngestEventsFunction"]["Properties"]["Environment"]["Variables"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        env["POWERTOOLS_METRICS_NAMESPACE"],
+        "UnresolvedSettlements",
+    )
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
