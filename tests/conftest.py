@@ -173,30 +173,6 @@ def clean_ledger(db: psycopg.Connection) -> None:
     empty_ledger(db)
 
 
-FUNCTION_DIRS = {
-    "wallet_create": "functions/wallet_create",
-    "wallet_list": "functions/wallet_list",
-    "wallet_get": "functions/wallet_get",
-    "wallet_history": "functions/wallet_history",
-    "credit_create": "functions/credit_create",
-    "debit_create": "functions/debit_create",
-    "transfer_create": "functions/transfer_create",
-    "transaction_get": "functions/transaction_get",
-    "reversal_create": "functions/reversal_create",
-    "wallet_freeze": "functions/wallet_freeze",
-    "wallet_unfreeze": "functions/wallet_unfreeze",
-    "wallet_close": "functions/wallet_close",
-    "health": "functions/health",
-    "ready": "functions/ready",
-    "version": "functions/version",
-    "hold_create": "functions/hold_create",
-    "hold_get": "functions/hold_get",
-    "hold_capture": "functions/hold_capture",
-    "hold_void": "functions/hold_void",
-    "balance_snapshot_list": "functions/balance_snapshot_list",
-}
-
-
 class Api:
     """Calls the real handlers with API Gateway v2 events, as the HTTP API would."""
 
@@ -227,7 +203,7 @@ class Api:
             headers=headers,
             idempotency_key=key,
         )
-        handler = load_handler(FUNCTION_DIRS.get(function, f"functions/{function}"))
+        handler = load_handler(f"functions/{function}")  # the route's handler module folder
         return parse_result(handler(event, FakeLambdaContext(function_name=function)))
 
     # Shortcuts for Given steps -------------------------------------------------------------

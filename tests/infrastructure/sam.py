@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import json
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 from samtranslator.translator.transform import transform
 
-from tools.local_runtime.template import load_yaml
+from tools.local_runtime.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -40,18 +42,24 @@ class _NoManagedPolicies:
 
 
 def raw_template() -> dict[str, Any]:
-    return load_yaml(TEMPLATE_PATH.read_text())
+    """template.yaml as the SAM transform receives it: AWS::LanguageExtensions already applied."""
+    return load_template(TEMPLATE_PATH)
 
 
 def samconfig() -> dict[str, Any]:
     return tomllib.loads(SAMCONFIG_PATH.read_text())
 
 
+def environments() -> list[str]:
+    """Every samconfig.toml environment that `sam deploy --config-env` can deploy."""
+    return [name for name, env in samconfig().items() if isinstance(env, dict) and "deploy" in env]
+
+
 def overrides(environment: str) -> dict[str, str]:
     """The `Key=Value Key=Value` parameter_overrides of one samconfig environment."""
-    text = samconfig()[environment]["deploy"]["parameters"]["parameter_overrides"]
-    pairs = text.split() if isinstance(text, str) else list(text)
-    return dict(pair.split("=", 1) for pair in pairs)
+    text = samconfig()[environment]["deploy"]["parameters"].get("parameter_overrides", "")
+    pairs = shlex.split(text) if isinstance(text, str) else list(text)
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
 
 
 def stack_name(environment: str) -> str:
@@ -94,6 +102,19 @@ def translate(template: dict[str, Any], parameters: dict[str, str], salt: dict |
             value = value.split(",")
         values[name] = value
     return transform(package(template, salt), values, _NoManagedPolicies())
+
+
+def lint_errors(cfn: dict) -> list[str]:
+    """cfn-lint's errors (E....) on translated CloudFormation: what CloudFormation would refuse.
+    Warnings and informational findings are not deploy blockers and are left out."""
+    from cfnlint.api import ManualArgs, lint  # slow import: only for this check
+
+    matches = lint(json.dumps(cfn), config=ManualArgs(regions=["us-east-1"]))
+    return sorted(
+        f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path)) if m.path else m.linenumber})"
+        for m in matches
+        if m.rule.id.startswith("E")
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -204,12 +225,72 @@ def _alias(cfn: dict, function: str) -> tuple[str, dict] | None:
     return None
 
 
-HTTP_API_5XX_ALARM = "HttpApiServerErrorsAlarm"
+HTTP_API_5XX_ALARM = "HttpApiServerErrorsAlarm"  # paging only: never in a deployment group
 
 
 def _has_http_api_event(template: dict, function: str) -> bool:
     events = template["Resources"][function]["Properties"].get("Events") or {}
     return any(event.get("Type") == "HttpApi" for event in events.values())
+
+
+def logical_id_of(value: Any) -> str | None:
+    """`{"Ref": X}` or its Fn::ForEach spelling `{"Fn::Sub": "${X}"}` -> X."""
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return value["Ref"]
+    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+        found = re.fullmatch(r"\$\{([A-Za-z0-9]+)\}", value["Fn::Sub"])
+        return found.group(1) if found else None
+    return None
+
+
+def route_table(template: dict) -> dict[str, dict]:
+    """The Routes mapping: one row per API function (logical id without `Function`)."""
+    return template["Mappings"]["Routes"]
+
+
+def database_functions(template: dict) -> list[str]:
+    """Functions that hold database credentials (they read a database secret)."""
+    return sorted(
+        name
+        for name, function in sam_functions(template).items()
+        if "secretsmanager:GetSecretValue" in json.dumps(function["Properties"].get("Policies", []))
+    )
+
+
+def evaluate_rules(template: dict, parameters: dict[str, str], region: str = "us-east-1") -> list[str]:
+    """The AssertDescription of every Rules assertion that fails for these parameter values
+    (Fn::Equals/Not/And/Or/Contains and Ref, the rule functions this template uses)."""
+    values: dict[str, Any] = {"AWS::Region": region}
+    for name, spec in template.get("Parameters", {}).items():
+        value = parameters.get(name, spec.get("Default", ""))
+        if str(spec.get("Type", "")).startswith(("List<", "CommaDelimitedList")):
+            value = [item.strip() for item in value.split(",")] if isinstance(value, str) else value
+        values[name] = value
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, list):
+            return [evaluate(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return values[argument]
+        args = evaluate(argument)
+        operations = {
+            "Fn::Equals": lambda: str(args[0]) == str(args[1]),
+            "Fn::Not": lambda: not args[0],
+            "Fn::And": lambda: all(args),
+            "Fn::Or": lambda: any(args),
+            "Fn::Contains": lambda: args[1] in args[0],
+        }
+        return operations[function]()
+
+    failed = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not evaluate(rule["RuleCondition"]):
+            continue
+        failed += [a["AssertDescription"] for a in rule["Assertions"] if not evaluate(a["Assert"])]
+    return failed
 
 
 def check_deployment_groups(template: dict, cfn: dict, deployment_type: str) -> list[str]:
@@ -231,26 +312,38 @@ def check_deployment_groups(template: dict, cfn: dict, deployment_type: str) -> 
         if not props.get("AutoRollbackConfiguration", {}).get("Enabled"):
             problems.append(f"{function}: automatic rollback disabled")
         alarm_config = props.get("AlarmConfiguration") or {}
-        names = {alarm["Name"]["Ref"] for alarm in alarm_config.get("Alarms", []) if "Ref" in alarm["Name"]}
+        names = {logical_id_of(alarm["Name"]) for alarm in alarm_config.get("Alarms", [])}
         base = function.removesuffix("Function")
         expected = {f"{base}{kind}Alarm" for kind in ALARM_KINDS}
-        if _has_http_api_event(template, function):
-            expected.add(HTTP_API_5XX_ALARM)  # handled 500s never reach Lambda's Errors metric
+        if _has_http_api_event(template, function) and function in database_functions(template):
+            expected.add(f"{base}ServerErrorsAlarm")  # handled 500/503 never reach Lambda's Errors
         if not alarm_config.get("Enabled") or names != expected:
             problems.append(f"{function}: deployment alarms {sorted(names)}, expected {sorted(expected)}")
-        for name in (expected - {HTTP_API_5XX_ALARM}) & set(alarms):
-            dimensions = {d["Name"]: d["Value"] for d in alarms[name]["Properties"].get("Dimensions", [])}
-            if dimensions != {
-                "FunctionName": {"Ref": function},
-                "Resource": {"Fn::Sub": f"${{{function}}}:live"},
-            }:
-                problems.append(f"{name}: not on {function}:live ({dimensions})")
+        for name in expected & set(alarms):
+            problems += [f"{name}: {p}" for p in _alarm_watches(alarms[name]["Properties"], function)]
         alias = _alias(cfn, function)
         hook = (alias[1].get("UpdatePolicy", {}).get("CodeDeployLambdaAliasUpdate", {}) if alias else {}).get(
             "BeforeAllowTrafficHook"
         )
         if hook != {"Ref": HOOK}:
             problems.append(f"{function}: PreTraffic hook is {hook!r}")
+    return problems
+
+
+def _alarm_watches(alarm: dict, function: str) -> list[str]:
+    """Problems if the alarm does not watch `function` (its `live` alias for Lambda's metrics)."""
+    metrics = [alarm] + [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+    problems = []
+    for metric in metrics:
+        if "MetricName" not in metric:
+            continue
+        dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+        if metric.get("Namespace") == "AWS/Lambda":
+            on_alias = dimensions.get("Resource") == {"Fn::Sub": f"${{{function}}}:live"}
+            if logical_id_of(dimensions.get("FunctionName")) != function or not on_alias:
+                problems.append(f"not on {function}:live ({dimensions})")
+        elif logical_id_of(dimensions.get("function_name")) != function:
+            problems.append(f"not on {function} ({dimensions})")
     return problems
 
 

@@ -51,18 +51,49 @@ def test_samconfig_holds_no_secret():
         assert not names & {"DatabaseUrl", "DatabasePassword", "Password"}, environment
 
 
-def test_every_function_directory_is_in_the_template_and_vice_versa(template):
+def test_every_function_directory_is_a_handler_of_the_template_and_vice_versa(template):
+    """API, SQS and schedule functions share the one `functions/` code asset with module-path
+    handlers (`transfer_create.app.handler`); no second list of function directories exists."""
     on_disk = {p.parent.name for p in (sam.ROOT / "functions").glob("*/app.py")}
-    declared = {
-        res["Properties"]["CodeUri"].strip("/").removeprefix("functions/")
-        for res in sam.sam_functions(template).values()
-        if res["Properties"]["CodeUri"].startswith("functions/")
-    }
-    assert declared == on_disk
+    declared = set()
     for lid, res in sam.sam_functions(template).items():
-        assert res["Properties"]["Handler"] == "app.handler", lid
-        assert (sam.ROOT / res["Properties"]["CodeUri"] / "app.py").is_file(), lid
+        props = res["Properties"]
+        if props["CodeUri"] == "functions/":
+            module, attribute = props["Handler"].rsplit(".", 1)
+            assert attribute == "handler", lid
+            assert (sam.ROOT / "functions" / (module.replace(".", "/") + ".py")).is_file(), lid
+            declared.add(module.split(".")[0])
+        elif props["CodeUri"].startswith("functions/"):
+            assert props["Handler"] == "app.handler", lid
+            declared.add(props["CodeUri"].strip("/").removeprefix("functions/"))
+    assert declared == on_disk
     assert sam.sam_functions(template)[sam.MIGRATION]["Properties"]["CodeUri"] == "migrations/"
+
+
+def test_route_table_rows_and_api_functions_agree(template):
+    """Each row of the Routes mapping is one API function with that method, path and authorizer."""
+    rows = sam.route_table(template)
+    api_functions = {
+        lid.removesuffix("Function")
+        for lid in sam.sam_functions(template)
+        if any(
+            e["Type"] == "HttpApi"
+            for e in (template["Resources"][lid]["Properties"].get("Events") or {}).values()
+        )
+    }
+    assert set(rows) == api_functions, "add the route's name to both the Routes table and Fn::ForEach::Routes"
+    for name, row in rows.items():
+        props = template["Resources"][f"{name}Function"]["Properties"]
+        (event,) = props["Events"].values()
+        assert event["Properties"]["Method"] == row["Method"], name
+        assert event["Properties"]["Path"] == row["Path"], name
+        assert event["Properties"]["Auth"] == {
+            "Authorizer": row["Auth"],
+            "AuthorizationScopes": row["Scopes"],
+        }
+        assert props["Handler"] == row["Handler"], name
+        route = props["Environment"]["Variables"]["WALLET_ROUTE"]
+        assert route == {"Fn::Join": [" ", [row["Method"], row["Path"]]]}, name
 
 
 def test_migrations_head_parameter_is_the_schema_head_of_this_build(template):
@@ -74,7 +105,9 @@ def test_migrations_head_parameter_is_the_schema_head_of_this_build(template):
 
 def test_every_traffic_function_has_a_live_alias(template, environment):
     _, cfn = environment
-    assert len(sam.traffic_functions(template)) == 23
+    assert set(sam.route_table(template)) < {
+        f.removesuffix("Function") for f in sam.traffic_functions(template)
+    }
     assert sam.check_live_aliases(template, cfn) == []
 
 
@@ -95,7 +128,8 @@ def test_deployment_group_per_function_with_alarms_hook_and_stage_config(
 ):
     cfn = {"staging": staging, "production": production}[env]
     assert sam.check_deployment_groups(template, cfn, expected) == []
-    assert len(sam.resources(cfn, "AWS::CodeDeploy::DeploymentGroup")) == 23
+    groups = sam.resources(cfn, "AWS::CodeDeploy::DeploymentGroup")
+    assert len(groups) == len(sam.traffic_functions(template))
 
 
 def test_check_notices_missing_alarm_wrong_config_and_missing_hook(template, production):
@@ -136,7 +170,6 @@ def test_schema_migration_custom_resource(template, production):
     assert "GitSha" in props["CodeVersion"]["Fn::Sub"]  # reruns (idempotently) on every deploy
     function = production["Resources"][sam.MIGRATION]["Properties"]
     assert function["Timeout"] == 300
-    assert function["ReservedConcurrentExecutions"] == 1
     writer = function["Environment"]["Variables"]["DATABASE_HOST"]
     assert writer["Fn::If"][1] == {"Fn::GetAtt": ["DatabaseCluster", "Endpoint.Address"]}
     # ... while everything else goes through the proxy.
@@ -208,15 +241,28 @@ def test_hook_name_and_target(template, production):
     assert f"{sam.HOOK}DeploymentGroup" not in production["Resources"]
 
 
-def test_hook_permissions_are_exactly_invoke_probe_and_report_status(production):
+def test_hook_permissions_read_the_deployment_exercise_this_stacks_functions_and_report(production):
     role = production["Resources"][f"{sam.HOOK}Role"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    actions = {s["Action"] for s in statements}
-    assert actions == {"lambda:InvokeFunction", "codedeploy:PutLifecycleEventHookExecutionStatus"}
-    invoke = next(s for s in statements if s["Action"] == "lambda:InvokeFunction")
-    assert {"Fn::GetAtt": ["ReadyFunction", "Arn"]} in invoke["Resource"]
-    report = next(s for s in statements if s["Action"].startswith("codedeploy:"))
-    assert ":deploymentgroup:${ServerlessDeploymentApplication}/" in report["Resource"]["Fn::Sub"]
+    granted = {(action, json.dumps(s["Resource"])) for s in statements for action in s["Action"]}
+    deployment_group = json.dumps(
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:"
+            "deploymentgroup:${ServerlessDeploymentApplication}/*"
+        }
+    )
+    functions = json.dumps(
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-*"
+        }
+    )
+    assert granted == {
+        ("codedeploy:GetDeployment", deployment_group),
+        ("codedeploy:PutLifecycleEventHookExecutionStatus", deployment_group),
+        ("lambda:GetFunctionConfiguration", functions),
+        ("lambda:InvokeFunction", functions),
+    }
+    assert "VPCAccess" not in json.dumps(role.get("ManagedPolicyArns"))
 
 
 # ---------------------------------------------------------------- least privilege
@@ -237,18 +283,55 @@ def test_check_notices_a_wildcard_action(template):
     assert sam.check_no_wildcard_actions(cfn) == ["IngestEventsFunctionRole: wildcard action 'sqs:*'"]
 
 
-def test_database_secret_is_read_by_arn_only(template, production):
-    for function in [*sam.traffic_functions(template), sam.MIGRATION]:
-        role = production["Resources"][f"{function}Role"]["Properties"]
-        statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
-        secret = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
-        assert len(secret) == 1, function
-        assert secret[0]["Resource"]["Fn::If"][1] == {
-            "Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]
-        }
+def _secret_statements(cfn: dict, function: str) -> list[dict]:
+    role = cfn["Resources"][f"{function}Role"]["Properties"]
+    statements = [s for p in role.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    return [s for s in statements if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])]
+
+
+APP_SECRET = {"Fn::If": ["CreateDatabase", {"Ref": "AppDatabaseSecret"}, {"Ref": "DatabaseSecretArn"}]}
+
+
+def test_app_functions_read_the_app_login_and_only_the_migration_the_owner(template, production):
+    app_functions = [f for f in sam.database_functions(template) if f != sam.MIGRATION]
+    assert set(sam.route_table(template)) - {"Version"} <= {f.removesuffix("Function") for f in app_functions}
+    for function in app_functions:
+        (secret,) = _secret_statements(production, function)
+        assert secret["Resource"] == APP_SECRET, function
         env = production["Resources"][function]["Properties"]["Environment"]["Variables"]
-        assert "DATABASE_URL" not in env, function
-        assert env["DATABASE_SECRET_ARN"] == secret[0]["Resource"], function
+        assert env["DATABASE_URL"] == "", function  # declared for `sam local invoke --env-vars` only
+        assert env["DATABASE_SECRET_ARN"] == APP_SECRET, function
+    master = {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+    migration = production["Resources"][sam.MIGRATION]["Properties"]["Environment"]["Variables"]
+    assert migration["DATABASE_SECRET_ARN"]["Fn::If"][1] == master
+    assert migration["APP_DATABASE_SECRET_ARN"] == APP_SECRET
+    (statement,) = _secret_statements(production, sam.MIGRATION)
+    assert statement["Resource"][0]["Fn::If"][1] == master
+    assert statement["Resource"][1] == APP_SECRET
+    secret = production["Resources"]["AppDatabaseSecret"]["Properties"]["GenerateSecretString"]
+    assert secret["GenerateStringKey"] == "password"
+    assert secret["SecretStringTemplate"] == {"Fn::Sub": '{"username": "${DatabaseUser}"}'}
+    proxy_secrets = [a["SecretArn"] for a in production["Resources"]["DatabaseProxy"]["Properties"]["Auth"]]
+    assert proxy_secrets == [{"Ref": "AppDatabaseSecret"}]  # the owner never goes through the proxy
+
+
+def test_functions_without_database_get_no_secret_no_network_no_database_permission(template, production):
+    for function in ("VersionFunction", sam.HOOK):
+        props = production["Resources"][function]["Properties"]
+        assert _secret_statements(production, function) == [], function
+        assert "VpcConfig" not in props, function
+        env = props["Environment"]["Variables"]
+        assert env["DATABASE_SECRET_ARN"] == env["DATABASE_HOST"] == "", function
+        managed = json.dumps(
+            production["Resources"][f"{function}Role"]["Properties"].get("ManagedPolicyArns")
+        )
+        assert "DatabaseIamConnectPolicy" not in managed, function
+        assert "VPCAccess" not in managed, function
+        assert function not in sam.database_functions(template)
+    version = production["Resources"]["VersionFunction"]["Properties"]
+    assert "ReservedConcurrentExecutions" not in version
+    assert version["Environment"]["Variables"]["CI_RUN_NUMBER"] == {"Ref": "CiRunNumber"}
+    assert version["Environment"]["Variables"]["GIT_BRANCH"] == {"Ref": "GitBranch"}
 
 
 # ---------------------------------------------------------------- bounded database connections
@@ -261,7 +344,7 @@ def test_every_database_function_has_bounded_concurrency(template, production):
         for m in mappings.values()
         if m["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency")
     }
-    for function in sam.traffic_functions(template):
+    for function in set(sam.traffic_functions(template)) & set(sam.database_functions(template)):
         props = production["Resources"][function]["Properties"]
         assert "ReservedConcurrentExecutions" in props or function in bounded_by_mapping, function
 
@@ -320,10 +403,10 @@ def _operations(cfn: dict):
 def test_every_v1_route_uses_the_jwt_authorizer_and_probes_none(template, environment):
     _, cfn = environment
     operations = list(_operations(cfn))
-    assert len(operations) == 21
-    for path, method, operation in operations:
+    assert len(operations) == len(sam.route_table(template))
+    for path, _, operation in operations:
         if path.startswith("/v1/"):
-            assert operation["security"] == [{"WalletJwt": []}], (path, method)
+            assert operation["security"] in ([{"WalletJwt": []}], [{"WalletJwt": ["wallet:admin"]}]), path
         else:
             assert path in {"/health", "/ready", "/version"}
             assert operation["security"] == [{"NONE": []}], path
@@ -342,7 +425,7 @@ def test_route_check_notices_a_v1_route_without_authorizer(template):
     opened = [
         path
         for path, _, op in _operations(cfn)
-        if path.startswith("/v1") and op["security"] != [{"WalletJwt": []}]
+        if path.startswith("/v1") and op["security"] == [{"NONE": []}]
     ]
     assert opened == ["/v1/wallets"]
 
@@ -378,26 +461,23 @@ def test_every_function_runs_arm64_python313_traced_with_the_secrets_extension(t
         )
 
 
-def test_the_http_api_5xx_alarm_watches_this_api(production):
+def test_the_http_api_5xx_alarm_pages_but_rolls_nothing_back(production):
     alarm = production["Resources"][sam.HTTP_API_5XX_ALARM]["Properties"]
     dimensions = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/ApiGateway", "5xx")
     assert dimensions["ApiId"] == {"Ref": "HttpApi"}
+    for group in sam.resources(production, "AWS::CodeDeploy::DeploymentGroup").values():
+        assert sam.HTTP_API_5XX_ALARM not in json.dumps(group), "cycle: alarm -> API -> alias -> group"
 
 
-def test_iam_database_auth_is_one_switch_that_every_database_function_follows(template, production):
+def test_iam_database_auth_is_one_switch_scoped_to_one_proxy_or_cluster(template, production):
     switch = {"Fn::If": ["UseIamAuth", {"Ref": "DatabaseIamConnectPolicy"}, {"Ref": "AWS::NoValue"}]}
-    database_functions = [
-        name
-        for name, function in sam.sam_functions(template).items()
-        if "ReadDatabaseSecret" in json.dumps(function["Properties"].get("Policies", []))
-    ]
+    database_functions = sam.database_functions(template)
     assert "MigrationFunction" in database_functions
-    assert len(database_functions) == len(sam.traffic_functions(template)) + 1
     for name in database_functions:
         assert switch in production["Resources"][f"{name}Role"]["Properties"]["ManagedPolicyArns"], name
     (statement,) = production["Resources"]["DatabaseIamConnectPolicy"]["Properties"]["PolicyDocument"][
         "Statement"
     ]
     assert statement["Action"] == "rds-db:connect"
-    assert statement["Resource"]["Fn::Sub"].endswith(":dbuser:*/${DatabaseUser}")
+    assert statement["Resource"]["Fn::Sub"].endswith(":dbuser:${DatabaseResourceId}/${DatabaseUser}")

@@ -82,11 +82,13 @@ def template() -> Template:
     return Template(ROOT / "template.yaml")
 
 
-def test_every_function_has_a_sample_and_every_sample_a_function(template):
+def test_every_sample_belongs_to_a_function_and_is_used(template):
+    """A sample event is optional for a new route (tests build API events from the shared
+    _apigw_v2_template.json); every sample that exists names a function and is invoked."""
     covered = {**FUNCTION_SAMPLES}
     for logical_id, names in EXERCISED_IN_TESTS_DEPLOY.items():
         covered[logical_id] = covered.get(logical_id, []) + names
-    assert set(covered) == set(template.functions())
+    assert set(covered) <= set(template.functions())
     listed = {name for names in covered.values() for name in names}
     on_disk = {path.name for path in EVENTS.glob("*.json")} - NOT_A_SAMPLE
     assert listed == on_disk

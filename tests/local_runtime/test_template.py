@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tools.local_runtime.template import NO_VALUE, Resolver, Template, load_yaml
+from tools.local_runtime.template import NO_VALUE, ExpansionError, Resolver, Template, expand, load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -184,7 +184,67 @@ def test_project_template_every_http_api_event_becomes_a_route():
     assert {"GET /health", "GET /ready", "GET /version", "POST /v1/transfers"} <= {
         r.route_key for r in routes
     }
+    admin = {r.route_key for r in routes if r.scopes == ["wallet:admin"]}
+    assert {"POST /v1/wallets/{wallet_id}/credits", "POST /v1/holds"} <= admin
+    assert "POST /v1/transfers" not in admin
     functions = template.functions()
     assert "MigrationFunction" in functions
     for route in routes:
         assert functions[route.function_id].module_path.is_file(), route
+
+
+LOOPED = """
+Transform: [AWS::LanguageExtensions, AWS::Serverless-2016-10-31]
+Mappings:
+  Rows:
+    Alpha: {Handler: alpha.app.handler, Path: /a}
+    Beta: {Handler: beta.app.handler, Path: /b}
+  Layers:
+    us-east-1: {Arm64: arn-use1}
+    eu-west-1: {Arm64: arn-euw1}
+Resources:
+  Fn::ForEach::Rows:
+    - Name
+    - [Alpha, Beta]
+    - ${Name}Function:
+        Type: AWS::Serverless::Function
+        Properties:
+          Handler: !FindInMap [Rows, !Ref Name, Handler]
+          Layers: [!FindInMap [Layers, !Ref AWS::Region, Arm64]]
+          Description: !Sub "${Name} in ${AWS::StackName}"
+          Events:
+            ${Name}: {Type: HttpApi, Properties: {Method: GET, Path: !FindInMap [Rows, !Ref Name, Path]}}
+"""
+
+
+def test_language_extensions_are_expanded_as_cloudformation_does_before_the_sam_transform():
+    expanded = expand(load_yaml(LOOPED))
+    assert expanded["Transform"] == "AWS::Serverless-2016-10-31"
+    assert set(expanded["Resources"]) == {"AlphaFunction", "BetaFunction"}
+    beta = expanded["Resources"]["BetaFunction"]["Properties"]
+    assert beta["Handler"] == "beta.app.handler"
+    assert beta["Description"] == {"Fn::Sub": "Beta in ${AWS::StackName}"}
+    assert beta["Events"] == {"Beta": {"Type": "HttpApi", "Properties": {"Method": "GET", "Path": "/b"}}}
+    # A lookup by region is left for CloudFormation (a linter's transform would guess one).
+    assert beta["Layers"] == [{"Fn::FindInMap": ["Layers", {"Ref": "AWS::Region"}, "Arm64"]}]
+
+
+def test_a_template_without_language_extensions_is_read_unchanged():
+    plain = load_yaml("Transform: AWS::Serverless-2016-10-31\nResources: {A: {Type: AWS::SNS::Topic}}")
+    assert expand(plain) is plain
+
+
+def test_an_invalid_loop_is_refused_with_the_transform_error():
+    broken = LOOPED.replace("- [Alpha, Beta]", "- [Alpha, Alpha]")
+    with pytest.raises(ExpansionError, match="Duplicate"):
+        expand(load_yaml(broken))
+
+
+def test_the_local_runtime_reads_the_expanded_route_table(tmp_path):
+    (tmp_path / "template.yaml").write_text(LOOPED)
+    template = Template(tmp_path / "template.yaml")
+    assert {(r.function_id, r.route_key) for r in template.http_routes()} == {
+        ("AlphaFunction", "GET /a"),
+        ("BetaFunction", "GET /b"),
+    }
+    assert template.function("AlphaFunction").handler == "alpha.app.handler"

@@ -8,6 +8,7 @@ Resolution is deliberately forgiving: a local run must never crash on an intrins
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ _SHORT_TAGS = {
             "Transform",
             "Length",
             "ToJsonString",
+            # rule functions (the Rules section)
+            "Contains",
+            "EachMemberEquals",
+            "EachMemberIn",
+            "RefAll",
+            "ValueOf",
+            "ValueOfAll",
         )
     },
 }
@@ -87,6 +95,88 @@ def load_yaml(text: str) -> dict[str, Any]:
     # TemplateLoader is a SafeLoader subclass: no arbitrary objects, only the CloudFormation tags.
     data = yaml.load(text, Loader=TemplateLoader)  # noqa: S506  # nosec B506
     return data or {}
+
+
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+
+
+class ExpansionError(ValueError):
+    """The AWS::LanguageExtensions transform rejected the template (as CloudFormation would)."""
+
+
+def expand(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as CloudFormation hands it to the SAM transform: `AWS::LanguageExtensions`
+    (Fn::ForEach, Fn::FindInMap on literal keys, ...) applied first, by cfn-lint's implementation of
+    that transform, and removed from `Transform`. A template without it is returned unchanged."""
+    transforms = template.get("Transform") or []
+    transforms = transforms if isinstance(transforms, list) else [transforms]
+    if LANGUAGE_EXTENSIONS not in transforms:
+        return template
+    from cfnlint.template import Template as LintTemplate  # slow import: only when needed
+    from cfnlint.template.transforms._language_extensions import language_extension
+
+    shielded: dict[str, Any] = {}
+    lint_template = LintTemplate("template.yaml", _shield(copy.deepcopy(template), shielded), [REGION])
+    errors, expanded = language_extension(lint_template)
+    if errors:
+        raise ExpansionError("; ".join(str(error.message) for error in errors))
+    expanded = _unshield(expanded, shielded)
+    rest = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
+    expanded = dict(expanded)
+    if rest:
+        expanded["Transform"] = rest[0] if len(rest) == 1 else rest
+    else:
+        expanded.pop("Transform", None)
+    return _plain(expanded)
+
+
+def _pseudo_parameter_in(value: Any) -> bool:
+    if isinstance(value, dict):
+        ref = value.get("Ref")
+        return (isinstance(ref, str) and ref.startswith("AWS::")) or any(
+            _pseudo_parameter_in(item) for item in value.values()
+        )
+    return isinstance(value, list) and any(_pseudo_parameter_in(item) for item in value)
+
+
+def _shield(value: Any, shielded: dict[str, Any]) -> Any:
+    """Hide `Fn::FindInMap` lookups keyed by a pseudo parameter (`!Ref AWS::Region`) from cfn-lint's
+    transform, which as a linter guesses a key for them; CloudFormation resolves them at deploy time."""
+    if isinstance(value, dict):
+        if "Fn::FindInMap" in value and _pseudo_parameter_in(value["Fn::FindInMap"]):
+            token = f"__deploy_time_lookup_{len(shielded)}__"
+            shielded[token] = value
+            return token
+        return {key: _shield(item, shielded) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shield(item, shielded) for item in value]
+    return value
+
+
+def _unshield(value: Any, shielded: dict[str, Any]) -> Any:
+    if isinstance(value, str) and value in shielded:
+        return copy.deepcopy(shielded[value])
+    if isinstance(value, dict):
+        return {key: _unshield(item, shielded) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshield(item, shielded) for item in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's nodes (str_node, dict_node) back to plain Python values."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """template.yaml read as CloudFormation reads it: short tags, then AWS::LanguageExtensions."""
+    return expand(load_yaml(path.read_text()))
 
 
 class Resolver:
@@ -251,6 +341,7 @@ class HttpRoute:
     method: str  # upper case, or ANY
     path: str  # as declared, e.g. /v1/wallets/{wallet_id}; "$default" for the catch-all route
     auth: str | None = None  # Auth.Authorizer of the event, if any ("NONE" disables auth)
+    scopes: list[str] = field(default_factory=list)  # Auth.AuthorizationScopes (API Gateway checks them)
 
     @property
     def route_key(self) -> str:
@@ -319,7 +410,7 @@ class Template:
     def __init__(self, path: Path, parameters: dict[str, str] | None = None) -> None:
         self.path = path.resolve()
         self.root = self.path.parent
-        self.raw = load_yaml(self.path.read_text())
+        self.raw = load_template(self.path)
         self.resolver = Resolver(self.raw, parameters)
         self.queues()  # gives every queue its local name, so GetAtt Queue.Arn resolves from the start
 
@@ -396,13 +487,14 @@ class Template:
         for logical_id, event_id, props in self._events("HttpApi"):
             path, method = props.get("Path"), props.get("Method")
             auth = (props.get("Auth") or {}).get("Authorizer")
+            scopes = list((props.get("Auth") or {}).get("AuthorizationScopes") or [])
             if not path and not method:  # SAM: an HttpApi event without both is the $default route
-                routes.append(HttpRoute(logical_id, event_id, "ANY", "$default", auth))
+                routes.append(HttpRoute(logical_id, event_id, "ANY", "$default", auth, scopes))
                 continue
             method = str(method or "ANY").upper()
             if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
                 method = "ANY"
-            routes.append(HttpRoute(logical_id, event_id, method, str(path), auth))
+            routes.append(HttpRoute(logical_id, event_id, method, str(path), auth, scopes))
         return routes
 
     def sqs_sources(self) -> list[SqsSource]:
