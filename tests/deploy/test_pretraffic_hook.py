@@ -25,7 +25,7 @@ from botocore.stub import ANY, Stubber
 
 from tests.conftest import reset_caches
 from tests.support.lambda_runtime import FakeLambdaContext, load_handler, sample_event
-from tools.local_runtime.template import load_yaml
+from tools.local_runtime.template import Template
 from tools.pgserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -566,16 +566,14 @@ def test_a_report_that_keeps_failing_raises_so_lambda_retries_the_hook(hook):
 
 
 def _traffic_functions() -> list[tuple[str, str, str]]:
-    """(logical id, code dir, WALLET_ROUTE the template helper sets) of every API function."""
-    template = load_yaml((ROOT / "template.yaml").read_text())
+    """(logical id, module path, route) of every API function, read from the template expanded as
+    CloudFormation would (the route table); the hook gets the route from WALLET_ROUTE."""
+    template = Template(ROOT / "template.yaml")
     found = []
-    for logical, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        for source in (resource["Properties"].get("Events") or {}).values():
-            if source["Type"] == "HttpApi":
-                route = f"{source['Properties']['Method']} {source['Properties']['Path']}"
-                found.append((logical, resource["Properties"]["CodeUri"].strip("/"), route))
+    for route in template.http_routes():
+        function = template.function(route.function_id)
+        module = function.module_path.relative_to(ROOT).with_suffix("")
+        found.append((route.function_id, str(module), route.route_key))
     return sorted(found)
 
 
@@ -589,7 +587,7 @@ def test_every_api_function_answers_the_probe_as_the_hook_expects_and_writes_not
     hook, database_url, db, logical, code_dir, route
 ):
     before = _row_counts(db)
-    handler = load_handler(code_dir)
+    handler = load_handler(str(Path(code_dir).parent), f"{Path(code_dir).name}.handler")
 
     answer = handler(hook.module.route_event(route, DEPLOYMENT_ID), FakeLambdaContext(function_name=logical))
 

@@ -9,12 +9,12 @@ import uuid
 
 import pytest
 
-from tests.conftest import ADMIN, ALICE, FUNCTION_DIRS
+from tests.conftest import ADMIN, ALICE
 from tests.support.lambda_runtime import FakeLambdaContext, api_event, load_handler, parse_result
 
 
 def invoke(function: str, event: dict):
-    handler = load_handler(FUNCTION_DIRS[function])
+    handler = load_handler(f"functions/{function}")
     return parse_result(handler(event, FakeLambdaContext(function_name=function)))
 
 
