@@ -297,7 +297,7 @@ def _routes() -> list[tuple[str, str, str]]:
     functions = template.functions()
     routes = []
     for route in template.http_routes():
-        code_dir = functions[route.function_id].code_uri.resolve().relative_to(ROOT)
+        code_dir = functions[route.function_id].module_path.parent.relative_to(ROOT)
         routes.append((route.method, route.path, str(code_dir)))
     return routes
 
