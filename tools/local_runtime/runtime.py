@@ -221,6 +221,7 @@ def banner(
         f"export ADMIN_TOKEN={admin_token}",
         "",
         f'  try: curl -s {api_url}/v1/wallets -H "Authorization: Bearer $USER_TOKEN"',
+        f"  docs: {api_url}/docs (Authorize: paste a token above), {api_url}/openapi.json",
         "  Ctrl-C stops everything.",
         "",
     ]
