@@ -50,9 +50,11 @@ bench: $(STAMP)
 	$(BIN)/python -m tools.bench
 
 invoke: $(STAMP)
-	$(BIN)/python -m tools.local_runtime invoke $(FN) --event $(EVENT)
+	@test -n "$(FN)" || { echo 'make invoke needs FN=<logical id>, e.g. make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json' >&2; exit 2; }
+	$(BIN)/python -m tools.local_runtime invoke $(FN) $(if $(EVENT),--event $(EVENT))
 
 send-event: $(STAMP)
+	@test -n "$(FILE)" || { echo 'make send-event needs FILE=<event JSON>, e.g. make send-event FILE=events/sqs_deposit_settled.json' >&2; exit 2; }
 	$(BIN)/python -m tools.local_runtime send-event $(FILE) $(if $(QUEUE),--queue $(QUEUE))
 
 migrate: $(STAMP)
