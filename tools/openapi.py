@@ -180,6 +180,7 @@ def _finish(document: dict[str, Any], auth: dict[tuple[str, str], bool]) -> dict
         ref_template="#/components/schemas/{model}",
     )
     schemas.update(problem_schemas.get("$defs", {}))
+    _supported_currencies(schemas)
     components["schemas"] = dict(sorted(schemas.items()))
     components["parameters"] = {"IdempotencyKey": IDEMPOTENCY_KEY_PARAMETER}
     components["examples"] = dict(sorted(openapi.PROBLEM_EXAMPLES.items()))
@@ -204,6 +205,19 @@ def _finish(document: dict[str, Any], auth: dict[tuple[str, str], bool]) -> dict
                 )
     document["paths"] = dict(sorted(document.get("paths", {}).items()))
     return _integral(document)
+
+
+def _supported_currencies(schemas: dict[str, Any]) -> None:
+    """A request's `currency` is validated against the configured set (SUPPORTED_CURRENCIES); the
+    pattern alone would let clients (and fuzzers) send codes that can only be refused. The document
+    names the default set."""
+    from wallet_core.domain.money import DEFAULT_CURRENCIES
+
+    for name, schema in schemas.items():
+        currency = (schema.get("properties") or {}).get("currency")
+        if name.endswith("Request") and isinstance(currency, dict) and "pattern" in currency:
+            currency["enum"] = list(DEFAULT_CURRENCIES)
+            currency["description"] = "ISO 4217 alpha-3; the supported set is configuration (default shown)"
 
 
 def _integral(value: Any) -> Any:

@@ -152,6 +152,7 @@ def test_the_contract_limits_are_in_the_schemas(document):
     assert (amount["type"], amount["minimum"], amount["maximum"]) == ("integer", 1, 10**15)
     assert schemas["Wallet"]["properties"]["balance"]["maximum"] == 2**53 - 1
     assert schemas["MovementRequest"]["additionalProperties"] is False
+    assert {"USD", "EUR", "JPY"} <= set(schemas["WalletCreateRequest"]["properties"]["currency"]["enum"])
     assert schemas["MovementRequest"]["properties"]["metadata"]["maxProperties"] == 20
     limit = next(p for p in document["paths"]["/v1/wallets"]["get"]["parameters"] if p.get("name") == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["default"]) == (
