@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                 part if "Bearer" not in part else "'Authorization: Bearer $TOKEN'" for part in command
             )
             print(f"\n== as {role}: {shown}", flush=True)
-            result = subprocess.run(command, cwd=ROOT, check=False)
+            hooks = {**os.environ, "SCHEMATHESIS_HOOKS": "tools.fuzz_hooks"}
+            result = subprocess.run(command, cwd=ROOT, env=hooks, check=False)
             failed = failed or result.returncode != 0
             counts = requests_per_operation(report_dir / "report.har")
             print(f"\n== requests per operation as {role} ({sum(counts.values())} in all):")
