@@ -198,6 +198,12 @@ def _finish(document: dict[str, Any], auth: dict[tuple[str, str], bool]) -> dict
                 )
             elif method == "post":
                 raise DocumentError(f"POST {path}: declare it with wallet_core.http.openapi.command()")
+            request_examples = operation.pop(openapi.REQUEST_EXAMPLES_EXTENSION, None)
+            if request_examples:
+                body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+                if body is None:
+                    raise DocumentError(f"{method.upper()} {path}: request examples but no JSON body")
+                body["examples"] = request_examples
             secured = bool(operation.get("security"))
             if secured != auth[(method.upper(), path)]:
                 raise DocumentError(

@@ -28,6 +28,9 @@ app = create_app()
         admin=True,
         problems={404: ["not_found"], 422: ["wallet_closed", "balance_limit_exceeded"]},
         links=openapi.TRANSACTION_LINKS,
+        examples={
+            "top_up": {"amount": 10000, "reference": "bank-transfer-42", "metadata": {"channel": "sepa"}}
+        },
     ),
 )
 def credit_create(wallet_id: uuid.UUID, body: MovementRequest):

@@ -28,6 +28,7 @@ app = create_app()
         admin=True,
         problems={404: ["not_found"], 422: ["insufficient_funds", "wallet_frozen", "wallet_closed"]},
         links=openapi.TRANSACTION_LINKS,
+        examples={"fee": {"amount": 150, "reference": "fee-2026-11", "description": "Monthly fee"}},
     ),
 )
 def debit_create(wallet_id: uuid.UUID, body: MovementRequest):

@@ -42,6 +42,10 @@ app = create_app()
             ],
         },
         links=openapi.TRANSACTION_LINKS,
+        examples={
+            "part_out_of_the_ledger": {"amount": 1500},
+            "all_to_a_wallet": {"destination_wallet_id": "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"},
+        },
     ),
 )
 def hold_capture(hold_id: uuid.UUID, body: Annotated[HoldCaptureRequest | None, Body()] = None):

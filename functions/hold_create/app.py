@@ -27,6 +27,13 @@ app = create_app()
         admin=True,
         problems={404: ["not_found"], 422: ["insufficient_funds", "wallet_frozen", "wallet_closed"]},
         links=openapi.HOLD_LINKS,
+        examples={
+            "payout": {
+                "wallet_id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+                "amount": 4000,
+                "reference": "payout-7781",
+            }
+        },
     ),
 )
 def hold_create(body: HoldCreateRequest):

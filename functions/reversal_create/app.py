@@ -41,6 +41,7 @@ app = create_app()
             ],
         },
         links=openapi.TRANSACTION_LINKS,
+        examples={"dispute": {"reason": "dispute"}},
     ),
 )
 def reversal_create(transaction_id: uuid.UUID, body: Annotated[ReversalCreateRequest | None, Body()] = None):

@@ -36,6 +36,16 @@ app = create_app()
             ],
         },
         links=openapi.TRANSACTION_LINKS,
+        examples={
+            "rent": {
+                "source_wallet_id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+                "destination_wallet_id": "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+                "amount": 2500,
+                "currency": "USD",
+                "reference": "rent-2026-11",
+                "description": "November rent",
+            }
+        },
     ),
 )
 def transfer_create(body: TransferCreateRequest):

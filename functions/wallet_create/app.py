@@ -26,6 +26,15 @@ app = create_app()
         admin_fields="`owner_id` or `external_ref`",
         problems={409: ["external_ref_in_use"]},
         links=openapi.WALLET_LINKS,
+        examples={
+            "own_wallet": {"currency": "USD"},
+            "for_another_owner": {
+                "currency": "EUR",
+                "owner_id": "user-2",
+                "external_ref": "acme-acct-1001",
+                "metadata": {"tier": "gold"},
+            },
+        },
     ),
 )
 def wallet_create(body: WalletCreateRequest):

@@ -185,3 +185,28 @@ def test_a_route_the_handler_does_not_declare_fails_the_generation():
 
     with pytest.raises(generator.DocumentError, match="/v1/things"):
         generator._function_schema("ThingFunction", FakeApp(), [Route()])
+
+
+def test_every_example_is_valid_for_the_model_it_illustrates(document):
+    from wallet_core.http import openapi, schemas
+
+    models = {**vars(schemas), **vars(openapi)}
+    checked = 0
+    for _method, _path, operation in operations(document):
+        bodies = [operation.get("requestBody", {}), *list(operation["responses"].values())]
+        for part in bodies:
+            media = part.get("content", {}).get("application/json", {})
+            if not media.get("examples"):
+                continue
+            schema = media["schema"]
+            # An optional body is anyOf [the model, null].
+            ref = schema.get("$ref") or next(s["$ref"] for s in schema["anyOf"] if "$ref" in s)
+            for example in media.get("examples", {}).values():
+                model = models[ref.rsplit("/", 1)[-1]]
+                model.model_validate(example["value"])  # raises if an example lies
+                checked += 1
+    assert checked >= 15
+    assert (
+        "own_wallet"
+        in document["paths"]["/v1/wallets"]["post"]["requestBody"]["content"]["application/json"]["examples"]
+    )

@@ -23,6 +23,7 @@ BEARER_SCHEME = "bearerAuth"
 ADMIN_SCOPE = "wallet:admin"
 IDEMPOTENCY_EXTENSION = "x-idempotency-key"
 SCOPE_EXTENSION = "x-required-scope"
+REQUEST_EXAMPLES_EXTENSION = "x-request-examples"
 MAX_BALANCE = 2**53 - 1  # every posted balance stays exact in JavaScript
 
 # -- resources ------------------------------------------------------------------------------------
@@ -352,12 +353,66 @@ def _description(text: str, admin: bool, admin_fields: str | None) -> str:
     return text
 
 
+_WALLET_EXAMPLE = {
+    "id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+    "owner_id": "user-1",
+    "currency": "USD",
+    "status": "active",
+    "balance": 125000,
+    "held": 4000,
+    "available": 121000,
+    "version": 7,
+    "external_ref": None,
+    "metadata": {"tier": "gold"},
+    "created_at": "2026-11-22T18:59:02.123456Z",
+    "updated_at": "2026-11-22T19:04:40.000001Z",
+}
+_TRANSACTION_EXAMPLE = {
+    "id": "b7e1c9d2-0f3a-4c5b-8d6e-7f8091a2b3c4",
+    "kind": "transfer",
+    "status": "posted",
+    "amount": 2500,
+    "currency": "USD",
+    "source_wallet_id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+    "destination_wallet_id": "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+    "reference": "rent-2026-11",
+    "description": "November rent",
+    "metadata": {},
+    "reverses_transaction_id": None,
+    "reversed_by_transaction_id": None,
+    "created_at": "2026-11-22T19:04:40.000001Z",
+}
+_HOLD_EXAMPLE = {
+    "id": "9c7e2d4a-1b3c-4d5e-8f60-718293a4b5c6",
+    "wallet_id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+    "amount": 4000,
+    "captured_amount": 0,
+    "status": "active",
+    "reference": "payout-7781",
+    "expires_at": "2026-11-29T19:04:40.000001Z",
+    "created_at": "2026-11-22T19:04:40.000001Z",
+    "updated_at": "2026-11-22T19:04:40.000001Z",
+}
+_HISTORY_ITEM_EXAMPLE = {**_TRANSACTION_EXAMPLE, "entry_amount": -2500, "balance_after": 122500}
+# Response examples by model (what a client sees), amounts in minor units.
+RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "Wallet": _WALLET_EXAMPLE,
+    "Transaction": _TRANSACTION_EXAMPLE,
+    "Hold": _HOLD_EXAMPLE,
+    "WalletPage": {"items": [_WALLET_EXAMPLE], "next_cursor": None},
+    "HistoryPage": {"items": [_HISTORY_ITEM_EXAMPLE], "next_cursor": "eyJrIjpbMTIzXX0"},
+}
+
+
 def _success(
     status: int, model: type[BaseModel], description: str, headers: dict[str, Any], links: dict | None
 ) -> dict[str, Any]:
+    content: dict[str, Any] = {"model": model}
+    if model.__name__ in RESPONSE_EXAMPLES:
+        content["examples"] = {model.__name__: {"value": RESPONSE_EXAMPLES[model.__name__]}}
     response: dict[str, Any] = {
         "description": description,
-        "content": {APPLICATION_JSON: {"model": model}},
+        "content": {APPLICATION_JSON: content},
     }
     if headers:
         response["headers"] = headers
@@ -409,10 +464,12 @@ def command(
     admin: bool = False,
     admin_fields: str | None = None,
     links: dict[str, Any] | None = None,
+    examples: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """OpenAPI keywords of an idempotent command (`@app.post(path, **command(...))`).
 
-    `location` is the created resource's path template, `{id}` standing for its id."""
+    `location` is the created resource's path template, `{id}` standing for its id; `examples`
+    are request bodies by name (the generator puts them on the request body)."""
     all_problems = _merge(
         _AUTHENTICATED, _IDEMPOTENT, {403: ["forbidden"]} if admin or admin_fields else {}, problems or {}
     )
@@ -431,6 +488,10 @@ def command(
             response["headers"] = {**response.get("headers", {}), **replayable}
         responses[code] = response
     extensions: dict[str, Any] = {IDEMPOTENCY_EXTENSION: "required"}
+    if examples:
+        extensions[REQUEST_EXAMPLES_EXTENSION] = {
+            name: {"summary": name.replace("_", " "), "value": value} for name, value in examples.items()
+        }
     if admin:
         extensions[SCOPE_EXTENSION] = ADMIN_SCOPE
     return {
@@ -509,8 +570,3 @@ HOLD_LINKS = {
     "VoidHold": link("voidHold", "void it", hold_id="$response.body#/id"),
     "GetHoldWallet": link("getWallet", "its wallet", wallet_id="$response.body#/wallet_id"),
 }
-
-
-def examples(**named: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Request body examples (`Body(openapi_examples=...)`)."""
-    return {name: {"summary": name.replace("_", " "), "value": value} for name, value in named.items()}
