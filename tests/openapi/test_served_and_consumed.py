@@ -131,7 +131,9 @@ def test_a_generated_client_creates_credits_transfers_and_reads(runtime, tmp_pat
         return str(uuid.uuid4())
 
     created = wallets.create_wallet.sync_detailed(
-        client=user, body=models.WalletCreateRequest(currency="USD"), idempotency_key=key()
+        client=user,
+        body=models.WalletCreateRequest(currency=models.WalletCreateRequestCurrency.USD),
+        idempotency_key=key(),
     )
     assert created.status_code == 201, created.content
     mine = created.parsed
@@ -140,7 +142,7 @@ def test_a_generated_client_creates_credits_transfers_and_reads(runtime, tmp_pat
 
     theirs = wallets.create_wallet.sync(
         client=admin,
-        body=models.WalletCreateRequest(currency="USD", owner_id="user-2"),
+        body=models.WalletCreateRequest(currency=models.WalletCreateRequestCurrency.USD, owner_id="user-2"),
         idempotency_key=key(),
     )
     assert isinstance(theirs, models.Wallet), theirs
@@ -153,7 +155,10 @@ def test_a_generated_client_creates_credits_transfers_and_reads(runtime, tmp_pat
 
     transfer_key = key()
     body = models.TransferCreateRequest(
-        source_wallet_id=mine.id, destination_wallet_id=theirs.id, amount=25_000, currency="USD"
+        source_wallet_id=mine.id,
+        destination_wallet_id=theirs.id,
+        amount=25_000,
+        currency=models.TransferCreateRequestCurrency.USD,
     )
     transfer = movements.create_transfer.sync_detailed(client=user, body=body, idempotency_key=transfer_key)
     assert transfer.status_code == 201, transfer.content
