@@ -166,7 +166,7 @@ def requests_per_operation(har: Path) -> collections.Counter[str]:
         path = re.sub(r"^https?://[^/]+", "", entry["request"]["url"]).split("?")[0]
         name = next(
             (f"{m} {p}" for m, p, pattern in templates if m == method and pattern.match(path)),
-            f"{method} (no route)",
+            f"{method} (no documented operation)",
         )
         counts[name] += 1
     return counts

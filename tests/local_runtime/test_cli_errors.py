@@ -147,3 +147,15 @@ def test_dlq_lists_and_redrive_moves_back_without_the_aws_cli(running_state, fak
 def test_dlq_without_a_running_instance_says_so(nothing_starts, capsys):
     assert main(["dlq"]) == 2
     assert "make run" in one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--port", "abc"], ["invoke"], ["send-event"], ["nope"]],
+    ids=["port", "fn", "file", "cmd"],
+)
+def test_argument_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "--help for usage" in one_line(capsys.readouterr().err)

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tools.local_runtime import auth
 from tools.local_runtime.context import error_payload
@@ -206,8 +206,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line (`--help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m tools.local_runtime", description=__doc__)
+    top = _Parser(prog="python -m tools.local_runtime", description=__doc__)
     top.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     top.add_argument(
         "--parameter",
@@ -217,7 +224,7 @@ def parser() -> argparse.ArgumentParser:
         help="template parameter override (repeatable)",
     )
     top.add_argument("-v", "--verbose", action="store_true")
-    commands = top.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="database, migrations, local SQS and the HTTP API")
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
