@@ -5,9 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
+# make fuzz: test cases per operation and phase, and seconds per role (nightly: 500 and 3600).
+FUZZ_EXAMPLES ?= 20
+FUZZ_MAX_TIME ?= 75
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench invoke send-event migrate sam-check clean
+.PHONY: help run test lint bench invoke send-event migrate token openapi client fuzz dlq redrive clean
 
 help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
@@ -16,6 +19,14 @@ help:
 	@echo "make bench       pgbench vs. the transfer handler, side by side"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
 	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
+	@echo "make dlq         list the messages in the running local runtime's dead-letter queue"
+	@echo "make redrive     move them back to their source queue, to be processed again"
+	@echo "make migrate     apply the database migrations (through the migration function)"
+	@echo "make token [ADMIN=1]  print a bearer token for the local API"
+	@echo "make openapi     regenerate docs/openapi.json from the handlers (commit it)"
+	@echo "make client      generate a Python client from docs/openapi.json into .local/client/"
+	@echo "make fuzz        schemathesis vs. the local runtime [FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME)]"
+	@echo "make clean       remove the venv and caches (.local/ with its database is kept)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -39,13 +50,33 @@ bench: $(STAMP)
 	$(BIN)/python -m tools.bench
 
 invoke: $(STAMP)
-	$(BIN)/python -m tools.local_runtime invoke $(FN) --event $(EVENT)
+	@test -n "$(FN)" || { echo 'make invoke needs FN=<logical id>, e.g. make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json' >&2; exit 2; }
+	$(BIN)/python -m tools.local_runtime invoke $(FN) $(if $(EVENT),--event $(EVENT))
 
 send-event: $(STAMP)
+	@test -n "$(FILE)" || { echo 'make send-event needs FILE=<event JSON>, e.g. make send-event FILE=events/sqs_deposit_settled.json' >&2; exit 2; }
 	$(BIN)/python -m tools.local_runtime send-event $(FILE) $(if $(QUEUE),--queue $(QUEUE))
 
 migrate: $(STAMP)
 	$(BIN)/python -m tools.local_runtime migrate
+
+token: $(STAMP)
+	@$(BIN)/python -m tools.local_runtime token $(if $(ADMIN),--admin)
+
+dlq: $(STAMP)
+	@$(BIN)/python -m tools.local_runtime dlq $(if $(QUEUE),--queue $(QUEUE))
+
+redrive: $(STAMP)
+	@$(BIN)/python -m tools.local_runtime redrive $(if $(QUEUE),--queue $(QUEUE))
+
+openapi: $(STAMP)
+	$(BIN)/python -m tools.openapi --write
+
+client: $(STAMP)
+	$(BIN)/python -m tools.openapi_client
+
+fuzz: $(STAMP)
+	$(BIN)/python -m tools.fuzz --examples $(FUZZ_EXAMPLES) --max-time $(FUZZ_MAX_TIME)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov .aws-sam

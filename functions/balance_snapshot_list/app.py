@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import balance_snapshot_resource, page_resource
 from wallet_core.service import ingestion
@@ -16,7 +17,19 @@ from wallet_core.service import ingestion
 app = create_app(admin_only=True)
 
 
-@app.get("/v1/wallets/<wallet_id>/balance-snapshots")
+@app.get(
+    "/v1/wallets/<wallet_id>/balance-snapshots",
+    **openapi.query(
+        operation_id="listBalanceSnapshots",
+        summary="A wallet's provider balance reports",
+        description="Balances the provider reported for the wallet and their drift from the ledger, "
+        "newest first. `limit` 1..100, default 25.",
+        tag="wallets",
+        model=openapi.BalanceSnapshotPage,
+        admin=True,
+        problems={404: ["not_found"]},
+    ),
+)
 def balance_snapshot_list(
     wallet_id: uuid.UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

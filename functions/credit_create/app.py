@@ -7,6 +7,7 @@ import uuid
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import transaction_resource
 from wallet_core.http.schemas import MovementRequest
@@ -15,7 +16,23 @@ from wallet_core.service import ledger
 app = create_app(admin_only=True)
 
 
-@app.post("/v1/wallets/<wallet_id>/credits")
+@app.post(
+    "/v1/wallets/<wallet_id>/credits",
+    **openapi.command(
+        operation_id="creditWallet",
+        summary="Credit a wallet",
+        description="Money enters the ledger into the wallet. A frozen wallet accepts credits.",
+        tag="movements",
+        model=openapi.Transaction,
+        location="/v1/transactions/{id}",
+        admin=True,
+        problems={404: ["not_found"], 422: ["wallet_closed", "balance_limit_exceeded"]},
+        links=openapi.TRANSACTION_LINKS,
+        examples={
+            "top_up": {"amount": 10000, "reference": "bank-transfer-42", "metadata": {"channel": "sepa"}}
+        },
+    ),
+)
 def credit_create(wallet_id: uuid.UUID, body: MovementRequest):
     memo = ledger.Memo(reference=body.reference, description=body.description, metadata=body.metadata)
     return run_command(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import hold_resource
 from wallet_core.http.schemas import HoldCreateRequest
@@ -13,7 +14,28 @@ from wallet_core.service import holds
 app = create_app(admin_only=True)
 
 
-@app.post("/v1/holds")
+@app.post(
+    "/v1/holds",
+    **openapi.command(
+        operation_id="createHold",
+        summary="Place a hold",
+        description="Reserves `amount` of the wallet's available money until `expires_at` (default 7 "
+        "days, at most 30 days ahead). Not on a frozen or closed wallet.",
+        tag="holds",
+        model=openapi.Hold,
+        location="/v1/holds/{id}",
+        admin=True,
+        problems={404: ["not_found"], 422: ["insufficient_funds", "wallet_frozen", "wallet_closed"]},
+        links=openapi.HOLD_LINKS,
+        examples={
+            "payout": {
+                "wallet_id": "3f2b6c1e-8a4d-4e0b-9b1a-2c5d7e9f0a11",
+                "amount": 4000,
+                "reference": "payout-7781",
+            }
+        },
+    ),
+)
 def hold_create(body: HoldCreateRequest):
     return run_command(
         app,

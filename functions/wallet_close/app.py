@@ -7,6 +7,7 @@ import uuid
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import wallet_resource
 from wallet_core.service import wallets
@@ -14,7 +15,19 @@ from wallet_core.service import wallets
 app = create_app(admin_only=True)
 
 
-@app.post("/v1/wallets/<wallet_id>/close")
+@app.post(
+    "/v1/wallets/<wallet_id>/close",
+    **openapi.command(
+        operation_id="closeWallet",
+        summary="Close a wallet",
+        description="Needs balance 0 and no active holds. A closed wallet accepts nothing.",
+        tag="wallets",
+        model=openapi.Wallet,
+        status=200,
+        admin=True,
+        problems={404: ["not_found"], 409: ["invalid_state"], 422: ["wallet_closed"]},
+    ),
+)
 def wallet_close(wallet_id: uuid.UUID):
     return run_command(
         app,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_command
 from wallet_core.http.presenters import wallet_resource
 from wallet_core.http.schemas import WalletCreateRequest
@@ -13,7 +14,29 @@ from wallet_core.service import wallets
 app = create_app()
 
 
-@app.post("/v1/wallets")
+@app.post(
+    "/v1/wallets",
+    **openapi.command(
+        operation_id="createWallet",
+        summary="Open a wallet",
+        description="Opens a wallet in `currency` for the caller, or for `owner_id`. A wallet's currency never changes.",
+        tag="wallets",
+        model=openapi.Wallet,
+        location="/v1/wallets/{id}",
+        admin_fields="`owner_id` or `external_ref`",
+        problems={409: ["external_ref_in_use"]},
+        links=openapi.WALLET_LINKS,
+        examples={
+            "own_wallet": {"currency": "USD"},
+            "for_another_owner": {
+                "currency": "EUR",
+                "owner_id": "user-2",
+                "external_ref": "acme-acct-1001",
+                "metadata": {"tier": "gold"},
+            },
+        },
+    ),
+)
 def wallet_create(body: WalletCreateRequest):
     return run_command(
         app,

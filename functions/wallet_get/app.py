@@ -7,6 +7,7 @@ import uuid
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import wallet_resource
 from wallet_core.service import wallets
@@ -14,7 +15,17 @@ from wallet_core.service import wallets
 app = create_app()
 
 
-@app.get("/v1/wallets/<wallet_id>")
+@app.get(
+    "/v1/wallets/<wallet_id>",
+    **openapi.query(
+        operation_id="getWallet",
+        summary="Read a wallet",
+        description="A wallet its owner (or an admin) can see; any other answers 404.",
+        tag="wallets",
+        model=openapi.Wallet,
+        problems={404: ["not_found"]},
+    ),
+)
 def wallet_get(wallet_id: uuid.UUID):
     return run_query(
         app, lambda uow, principal: wallets.get_wallet(uow, principal, wallet_id), present=wallet_resource

@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import history_item_resource, page_resource
 from wallet_core.service import wallets
@@ -16,7 +17,18 @@ from wallet_core.service import wallets
 app = create_app()
 
 
-@app.get("/v1/wallets/<wallet_id>/transactions")
+@app.get(
+    "/v1/wallets/<wallet_id>/transactions",
+    **openapi.query(
+        operation_id="listWalletTransactions",
+        summary="A wallet's history",
+        description="The wallet's entries, newest first, each with its signed `entry_amount` and the "
+        "`balance_after` it. `limit` 1..100, default 25; follow `next_cursor` for the next page.",
+        tag="wallets",
+        model=openapi.HistoryPage,
+        problems={404: ["not_found"]},
+    ),
+)
 def wallet_history(
     wallet_id: uuid.UUID,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

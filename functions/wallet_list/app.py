@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from wallet_core.http import openapi
 from wallet_core.http.api import create_app, logger, run_query
 from wallet_core.http.presenters import page_resource, wallet_resource
 from wallet_core.service import wallets
@@ -15,7 +16,18 @@ from wallet_core.service import wallets
 app = create_app()
 
 
-@app.get("/v1/wallets")
+@app.get(
+    "/v1/wallets",
+    **openapi.query(
+        operation_id="listWallets",
+        summary="List wallets",
+        description="The caller's wallets (or `owner_id`'s), newest first. `limit` 1..100, default 25; "
+        "follow `next_cursor` for the next page.",
+        tag="wallets",
+        model=openapi.WalletPage,
+        admin_fields="`?owner_id=` of another owner",
+    ),
+)
 def wallet_list(
     owner_id: Annotated[str | None, Query(max_length=255)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,

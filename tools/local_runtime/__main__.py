@@ -1,4 +1,5 @@
-"""python -m tools.local_runtime {run,invoke,send-event,migrate,token} - see README "Local runtime"."""
+"""python -m tools.local_runtime {run,invoke,send-event,dlq,redrive,migrate,token} - see README
+"Local runtime". Bad arguments answer one line on stderr (exit 2), checked before anything starts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tools.local_runtime import auth
 from tools.local_runtime.context import error_payload
@@ -39,10 +40,50 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from tools.local_runtime.runtime import run
+class UsageError(Exception):
+    """A bad argument: reported as one line, exit status 2, before anything is started."""
 
-    port = args.port if args.port is not None else int(os.environ.get("PORT", "3000"))
+
+def _json_file(path: str, what: str) -> Any:
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{what} {file} does not exist")
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {file} is not JSON (not UTF-8 text)") from None
+    except ValueError as exc:
+        raise UsageError(f"{what} {file} is not JSON: {exc}") from None
+
+
+def _running(what: str) -> dict[str, Any]:
+    from tools.local_runtime.runtime import running_instance
+
+    running = running_instance(state_dir())
+    if not running:
+        raise UsageError(
+            f"no local runtime is running in {state_dir()}: start it with `make run`, then {what}"
+        )
+    return running
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tools.local_runtime.runtime import port_in_use, run, running_instance
+
+    try:
+        port = args.port if args.port is not None else int(os.environ.get("PORT", "3000"))
+    except ValueError:
+        raise UsageError(f"PORT={os.environ.get('PORT')!r} is not a port number") from None
+    running = running_instance(state_dir())
+    if running:
+        raise UsageError(
+            f"the local runtime is already running in this checkout (pid {running.get('pid')}, "
+            f"{running.get('api_url')}): use it, or stop it with Ctrl-C first"
+        )
+    if port_in_use(port):
+        raise UsageError(f"port {port} on 127.0.0.1 is in use: stop what uses it, or `make run PORT=3001`")
+    if not Path(args.template).is_file():
+        raise UsageError(f"template {args.template} does not exist")
     return run(state_dir(), args.template, port, _parameters(args.parameter))
 
 
@@ -54,7 +95,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         stdout_to_stderr,
     )
 
-    event = json.loads(Path(args.event).read_text()) if args.event else {}
+    event = _json_file(args.event, "event file") if args.event else {}
+    if not Path(args.template).is_file():
+        raise UsageError(f"template {args.template} does not exist")
     template = Template(args.template, _parameters(args.parameter))
     try:
         template.function(args.function)  # unknown logical id: fail before starting anything
@@ -99,15 +142,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_send_event(args: argparse.Namespace) -> int:
     from tools.local_runtime import sqs
-    from tools.local_runtime.runtime import read_runtime, runtime_file
 
-    running = read_runtime(state_dir())
-    if not running:
-        print(
-            f"no local runtime is running ({runtime_file(state_dir())} is missing): start it with `make run`",
-            file=sys.stderr,
-        )
-        return 2
+    document = _json_file(args.file, "event file")
+    running = _running("send the event")
     queues = running.get("queues") or {}
     name = args.queue
     if name is None:
@@ -119,10 +156,46 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     if name not in queues:
         print(f"unknown queue {name!r} (one of: {', '.join(queues) or 'none'})", file=sys.stderr)
         return 2
-    bodies = sqs.message_bodies(json.loads(Path(args.file).read_text()))
+    bodies = sqs.message_bodies(document)
     client = sqs.sqs_client(running["sqs_endpoint_url"])
     ids = sqs.send_bodies(client, queues[name]["url"], bodies)
     print(_json({"queue": name, "sent": len(ids), "message_ids": ids}))
+    return 0
+
+
+def _dead_letter_queue(running: dict[str, Any], source: str | None) -> tuple[str, str]:
+    """(source queue, its DLQ) by logical id: the one given, or the only one there is."""
+    pairs = running.get("dead_letter_queues") or {}
+    if source is None:
+        if len(pairs) != 1:
+            raise UsageError(f"choose a queue with QUEUE= (one of: {', '.join(pairs) or 'none'})")
+        source = next(iter(pairs))
+    if source not in pairs:
+        raise UsageError(
+            f"queue {source!r} has no dead-letter queue (queues with one: {', '.join(pairs) or 'none'})"
+        )
+    return source, pairs[source]
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    from tools.local_runtime import sqs
+
+    running = _running("list its dead-letter queue")
+    _, dlq = _dead_letter_queue(running, args.queue)
+    client = sqs.sqs_client(running["sqs_endpoint_url"])
+    messages = sqs.peek_messages(client, running["queues"][dlq]["url"])
+    print(_json({"queue": dlq, "messages": messages}))
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from tools.local_runtime import sqs
+
+    running = _running("redrive its dead-letter queue")
+    source, dlq = _dead_letter_queue(running, args.queue)
+    client = sqs.sqs_client(running["sqs_endpoint_url"])
+    moved = sqs.move_messages(client, running["queues"][dlq]["url"], running["queues"][source]["url"])
+    print(_json({"from": dlq, "to": source, "moved": moved}))
     return 0
 
 
@@ -133,8 +206,15 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line (`--help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m tools.local_runtime", description=__doc__)
+    top = _Parser(prog="python -m tools.local_runtime", description=__doc__)
     top.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     top.add_argument(
         "--parameter",
@@ -144,7 +224,7 @@ def parser() -> argparse.ArgumentParser:
         help="template parameter override (repeatable)",
     )
     top.add_argument("-v", "--verbose", action="store_true")
-    commands = top.add_subparsers(dest="command", required=True)
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("run", help="database, migrations, local SQS and the HTTP API")
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
@@ -163,6 +243,14 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--queue", help="queue logical id (default: the one queue a function polls)")
     send.set_defaults(func=cmd_send_event)
 
+    dlq = commands.add_parser("dlq", help="list the running instance's dead-letter queue (not consumed)")
+    dlq.add_argument("--queue", help="source queue logical id (default: the one queue with a DLQ)")
+    dlq.set_defaults(func=cmd_dlq)
+
+    redrive = commands.add_parser("redrive", help="move dead-lettered messages back to their source queue")
+    redrive.add_argument("--queue", help="source queue logical id (default: the one queue with a DLQ)")
+    redrive.set_defaults(func=cmd_redrive)
+
     migrate = commands.add_parser("migrate", help="apply migrations through the migration function")
     migrate.set_defaults(func=cmd_migrate)
 
@@ -178,7 +266,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(args.verbose)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -162,6 +162,49 @@ def read_runtime(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def running_instance(state_dir: Path) -> dict[str, Any] | None:
+    """The runtime.json of a `run` that is still alive in this state directory, if any (a file
+    left by a killed process does not count)."""
+    running = read_runtime(state_dir)
+    if not running:
+        return None
+    return running if "pid" not in running or _alive(running["pid"]) else None
+
+
+def port_in_use(port: int) -> bool:
+    """Whether 127.0.0.1:port is taken (port 0 picks a free one: never in use)."""
+    if port == 0:
+        return False
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def remove_runtime_if_ours(state_dir: Path) -> None:
+    """Only the process that wrote runtime.json removes it: another `run` must never delete the
+    file the running one is known by."""
+    running = read_runtime(state_dir)
+    if running is not None and running.get("pid") == os.getpid():
+        runtime_file(state_dir).unlink(missing_ok=True)
+
+
 def write_runtime(state_dir: Path, data: dict[str, Any]) -> None:
     path = runtime_file(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,6 +264,7 @@ def banner(
         f"export ADMIN_TOKEN={admin_token}",
         "",
         f'  try: curl -s {api_url}/v1/wallets -H "Authorization: Bearer $USER_TOKEN"',
+        f"  docs: {api_url}/docs (Authorize: paste a token above), {api_url}/openapi.json",
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -275,10 +319,13 @@ def run(state_dir: Path, template_path: Path, port: int, parameters: dict[str, s
                     for logical_id, url in queue_urls.items()
                 },
                 "event_source_queues": sorted({p.queue.logical_id for p in pollers}),
+                "dead_letter_queues": {
+                    q.logical_id: q.dead_letter_id for q in queues.values() if q.dead_letter_id
+                },
                 "database_url": public_url(database.url),
             },
         )
-        cleanups.append(("runtime.json", lambda: runtime_file(state_dir).unlink(missing_ok=True)))
+        cleanups.append(("runtime.json", lambda: remove_runtime_if_ours(state_dir)))
         print(
             banner(
                 api_url=http.url,

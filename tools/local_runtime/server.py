@@ -10,7 +10,7 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tools.local_runtime import apigw, auth
+from tools.local_runtime import apigw, auth, docs
 from tools.local_runtime.context import FunctionHost
 
 log = logging.getLogger("local_runtime.http")
@@ -33,6 +33,9 @@ class Gateway:
         self.port = port
 
     def handle(self, request: apigw.Request) -> apigw.Response:
+        documentation = docs.serve(request.method, request.raw_path)
+        if documentation is not None:  # /openapi.json and /docs: the local runtime's own pages
+            return documentation
         match = self.router.match(request.method, request.raw_path)
         if match is None:
             return apigw.not_found()
@@ -86,6 +89,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, made-up ones) goes to the router like the rest, as API
+        # Gateway does (404, no route), instead of http.server's 501 HTML page.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)

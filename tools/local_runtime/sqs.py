@@ -243,3 +243,50 @@ def send_bodies(client, queue_url: str, bodies: list[str]) -> list[str]:
             }
         ids.append(client.send_message(QueueUrl=queue_url, MessageBody=body, **extra)["MessageId"])
     return ids
+
+
+def peek_messages(client, queue_url: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every message on the queue, left on it: each is received once, hidden while the pass runs,
+    then made visible again at once (for the next reader, or `make redrive`)."""
+    seen: dict[str, dict[str, Any]] = {}
+    handles: list[str] = []
+    try:
+        while len(seen) < limit:
+            batch = (
+                client.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=10,
+                    VisibilityTimeout=30,
+                    WaitTimeSeconds=0,
+                    MessageSystemAttributeNames=["All"],
+                ).get("Messages")
+                or []
+            )
+            if not batch:
+                break
+            for message in batch:
+                handles.append(message["ReceiptHandle"])
+                attributes = message.get("Attributes") or {}
+                seen[message["MessageId"]] = {
+                    "message_id": message["MessageId"],
+                    "body": message.get("Body", ""),
+                    "receive_count": int(attributes.get("ApproximateReceiveCount", 0)),
+                    "sent_timestamp": attributes.get("SentTimestamp"),
+                }
+    finally:
+        for handle in handles:
+            client.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return list(seen.values())
+
+
+def move_messages(client, from_url: str, to_url: str) -> int:
+    """Send every message of one queue to another, deleting each once it is sent."""
+    moved = 0
+    while batch := client.receive_message(
+        QueueUrl=from_url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+    ).get("Messages"):
+        for message in batch:
+            send_bodies(client, to_url, [message["Body"]])
+            client.delete_message(QueueUrl=from_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
