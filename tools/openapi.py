@@ -93,6 +93,7 @@ TAGS = [
     {"name": "wallets", "description": "Open, read, list, freeze and close wallets"},
     {"name": "movements", "description": "Credits, debits, transfers and reversals"},
     {"name": "holds", "description": "Reserve money, then capture or void it"},
+    {"name": "operations", "description": "Operator views: provider settlements held for review"},
     {"name": "probes", "description": "Health, readiness and version; no auth"},
 ]
 

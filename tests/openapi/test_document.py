@@ -25,6 +25,7 @@ ADMIN_ONLY = {
     ("POST", "/v1/holds/{hold_id}/capture"),
     ("POST", "/v1/holds/{hold_id}/void"),
     ("GET", "/v1/wallets/{wallet_id}/balance-snapshots"),
+    ("GET", "/v1/settlements/unresolved"),
 }
 
 

@@ -119,6 +119,23 @@ class BalanceSnapshot(_Resource):
     created_at: Timestamp
 
 
+class UnresolvedSettlement(_Resource):
+    """A provider settlement the ledger could not post (its hold had lapsed and the wallet could not
+    cover it): the money has left at the provider, an operator must resolve it."""
+
+    id: uuid.UUID
+    provider: str
+    event_id: str
+    hold_id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: int = Field(ge=1, description="minor units")
+    currency: Currency
+    reason: str
+    created_at: Timestamp
+    resolved_at: Timestamp | None = None
+    resolution: str | None = None
+
+
 NEXT_CURSOR = Field(description="opaque; pass it as `?cursor=` for the next page; null on the last page")
 
 
@@ -134,6 +151,11 @@ class HistoryPage(_Resource):
 
 class BalanceSnapshotPage(_Resource):
     items: list[BalanceSnapshot]
+    next_cursor: str | None = NEXT_CURSOR
+
+
+class UnresolvedSettlementPage(_Resource):
+    items: list[UnresolvedSettlement]
     next_cursor: str | None = NEXT_CURSOR
 
 
