@@ -7,20 +7,29 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench invoke send-event migrate sam-check clean
+.PHONY: help run test lint bench invoke send-event migrate sam-check clean typecheck lock sbom audit secrets policy soak
 
 help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
 	@echo "make lint        ruff check, ruff format --check, bandit"
+	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools)"
+	@echo "make lock        re-lock layers/common/requirements.txt (hashes, Lambda arm64 / py3.13)"
+	@echo "make sbom        CycloneDX SBOM of the layer from the lock (.aws-sam/sbom/)"
+	@echo "make audit       pip-audit over the locked layer requirements"
+	@echo "make secrets     detect-secrets scan against .secrets.baseline"
+	@echo "make policy      checkov over template.yaml (.checkov.yaml)"
+	@echo "make soak SIZE=20000   nightly soak: retries, killed connections, duplicate deliveries"
 	@echo "make bench       pgbench vs. the transfer handler, side by side"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
 	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The layer's lock first, hash-checked, so the tests run on the versions the layer ships.
+	$(BIN)/python -m pip install --quiet --require-hashes -r layers/common/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
@@ -34,6 +43,29 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools
+
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
+
+# The layer's lock (layers/common/requirements.txt): see .ci/lock.
+lock: $(STAMP)
+	.ci/lock
+
+sbom:
+	.ci/sbom
+
+audit:
+	.ci/audit
+
+secrets: $(STAMP)
+	.ci/secrets
+
+policy:
+	.ci/policy
+
+SIZE ?= 20000
+soak: $(STAMP)
+	$(BIN)/python -m tools.soak --operations $(SIZE)
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench

@@ -6,13 +6,14 @@ lock: one migrates, the other waits and then finds nothing to do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import Engine, create_engine, pool, text
 
 from wallet_core.adapters.db import resolve_database_url, use_iam_tokens
 from wallet_core.config import get_settings
@@ -29,7 +30,11 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    # None only for an empty versions/ directory, or several heads (get_current_head raises then).
+    if head is None:
+        raise RuntimeError(f"no Alembic head in {MIGRATIONS_DIR / 'versions'}")
+    return head
 
 
 def database_url_for_migrations() -> str:
@@ -37,7 +42,7 @@ def database_url_for_migrations() -> str:
     return resolve_database_url(get_settings())
 
 
-def _engine(database_url: str):
+def _engine(database_url: str) -> Engine:
     return use_iam_tokens(create_engine(database_url, poolclass=pool.NullPool), get_settings())
 
 
@@ -46,7 +51,7 @@ def current_revision(database_url: str) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def _run_locked(database_url: str, action) -> str | None:
+def _run_locked(database_url: str, action: Callable[[Config], None]) -> str | None:
     with _engine(database_url).connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         connection.commit()
