@@ -1,0 +1,114 @@
+"""Secrets scan of git history: every line a commit in a range added, against .secrets.baseline.
+
+detect-secrets scans files, not history. For each commit this writes the lines it added, under
+their own paths, into a scratch tree and runs detect-secrets-hook there with the repository's
+baseline: a secret committed and removed in a later commit of the range is still found, while the
+audited false positives (matched by path, type and hashed value) and `pragma: allowlist secret`
+lines pass, exactly as in the tree scan. Findings in old commits that were reviewed and are not
+secrets are listed, with the reason, in .secrets.history.json (commit, path, type). Used by .ci/secrets --history RANGE (CI: the commits of
+the push or pull request; nightly: the whole history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# git's well-known empty tree: what a root commit is compared with.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+
+def added_lines(commit: str) -> dict[str, list[str]]:
+    """path -> the lines this commit added to it (merges: against the first parent)."""
+    parents = _git("rev-list", "--parents", "-n", "1", commit).split()[1:]
+    parent = parents[0] if parents else EMPTY_TREE
+    diff = _git("diff", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", parent, commit)
+    files: dict[str, list[str]] = {}
+    path: str | None = None
+    for line in diff.splitlines():
+        if line.startswith("+++ "):
+            target = line[4:]
+            path = None if target == "/dev/null" else target.removeprefix("b/")
+            if path is not None:
+                files.setdefault(path, [])
+        elif path is not None and line.startswith("+"):
+            files[path].append(line[1:])
+    return {p: lines for p, lines in files.items() if lines}
+
+
+def _findings(output: str) -> set[tuple[str, str]]:
+    """(path, secret type) pairs from detect-secrets-hook's report."""
+    types = re.findall(r"^Secret Type: (.+)$", output, flags=re.MULTILINE)
+    paths = re.findall(r"^Location:\s+(.+):\d+$", output, flags=re.MULTILINE)
+    return set(zip(paths, types, strict=True))
+
+
+def scan(commits: list[str], baseline: Path, hook: str, audited: list[dict[str, str]]) -> list[str]:
+    findings: list[str] = []
+    for commit in commits:
+        files = added_lines(commit)
+        if not files:
+            continue
+        with tempfile.TemporaryDirectory(prefix="secrets-history-") as scratch:
+            # detect-secrets-hook diffs the baseline it updates with git: it needs a repository.
+            subprocess.run(["git", "init", "-q", scratch], check=True)
+            for path, lines in files.items():
+                target = Path(scratch) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text("\n".join(lines) + "\n")
+            # A fresh copy for every commit: the hook rewrites the baseline it is given (exit 3,
+            # "baseline was updated", when it only moved line numbers or dropped entries).
+            copy = Path(scratch) / ".baseline.json"
+            copy.write_text(baseline.read_text())
+            result = subprocess.run(
+                [hook, "--baseline", str(copy), *sorted(files)],
+                cwd=scratch,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode in (0, 3):
+                continue
+            found = _findings(result.stdout)
+            known = {(a["path"], a["type"]) for a in audited if commit.startswith(a["commit"])}
+            if not found or found - known:
+                findings.append(f"commit {commit}:\n{result.stdout}{result.stderr}")
+    return findings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("range", help="git revision range, e.g. origin/main..HEAD, or HEAD for all history")
+    parser.add_argument("--baseline", default=str(ROOT / ".secrets.baseline"))
+    parser.add_argument("--hook", default="detect-secrets-hook")
+    parser.add_argument("--audited", default=str(ROOT / ".secrets.history.json"))
+    args = parser.parse_args(argv)
+
+    commits = _git("rev-list", "--reverse", args.range).split()
+    # The baseline is copied so the hook, which rewrites line numbers of a baseline it is given,
+    # never touches the committed one.
+    with tempfile.TemporaryDirectory() as keep:
+        baseline = Path(keep) / "baseline.json"
+        baseline.write_text(Path(args.baseline).read_text())
+        # The hook runs inside each scratch tree: a relative path to it must not depend on the cwd.
+        hook = str(Path(args.hook).absolute()) if "/" in args.hook else args.hook
+        audited = json.loads(Path(args.audited).read_text())["audited"]
+        findings = scan(commits, baseline, hook, audited)
+    for finding in findings:
+        print(finding)
+    print(f"secrets history: {len(commits)} commit(s) in {args.range}, {len(findings)} with findings")
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
