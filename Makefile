@@ -7,12 +7,14 @@ STAMP := $(VENV)/.installed
 PORT ?= 3000
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench invoke send-event migrate sam-check clean typecheck lock sbom audit secrets policy soak
+.PHONY: help install test-unit expand-contract run test lint bench invoke send-event migrate sam-check clean typecheck lock sbom audit secrets policy soak
 
 help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
 	@echo "make lint        ruff check, ruff format --check, bandit"
+	@echo "make test-unit   the tests that need no database (quick)"
+	@echo "make expand-contract   the previous release's handlers on this commit's schema"
 	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools)"
 	@echo "make lock        re-lock layers/common/requirements.txt (hashes, Lambda arm64 / py3.13)"
 	@echo "make sbom        CycloneDX SBOM of the layer from the lock (.aws-sam/sbom/)"
@@ -33,6 +35,8 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+install: $(STAMP)
+
 run: $(STAMP)
 	$(BIN)/python -m tools.local_runtime run --port $(PORT)
 
@@ -43,6 +47,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure $(PYTEST_ARGS)
+
+expand-contract: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -m expand_contract -rs $(PYTEST_ARGS)
 
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy

@@ -1,10 +1,10 @@
 """Secrets scan of git history: every line a commit in a range added, against .secrets.baseline.
 
-detect-secrets scans files, not history. For each commit this writes the lines it added, under
-their own paths, into a scratch tree and runs detect-secrets-hook there with the repository's
-baseline: a secret committed and removed in a later commit of the range is still found, while the
-audited false positives (matched by path, type and hashed value) and `pragma: allowlist secret`
-lines pass, exactly as in the tree scan. Findings in old commits that were reviewed and are not
+detect-secrets scans files, not history. For each commit this writes the files it changed, as
+that commit left them, into a scratch tree and runs detect-secrets-hook there with the repository's
+baseline, keeping the findings on lines the commit added: a secret committed and removed in a
+later commit of the range is still found, while the audited false positives (matched by path, type
+and hashed value) and `pragma: allowlist secret` lines pass, exactly as in the tree scan. Findings in old commits that were reviewed and are not
 secrets are listed, with the reason, in .secrets.history.json (commit, path, type). Used by .ci/secrets --history RANGE (CI: the commits of
 the push or pull request; nightly: the whole history).
 """
@@ -21,7 +21,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # git's well-known empty tree: what a root commit is compared with.
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+NOT_SCANNED = {".secrets.baseline", ".secrets.history.json"}
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # pragma: allowlist secret (a git object id)
+
+
+def _show(commit: str, path: str) -> bytes:
+    return subprocess.run(  # nosec B607
+        ["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
 
 
 def _git(*args: str) -> str:
@@ -31,29 +38,33 @@ def _git(*args: str) -> str:
     ).stdout
 
 
-def added_lines(commit: str) -> dict[str, list[str]]:
-    """path -> the lines this commit added to it (merges: against the first parent)."""
+def added_lines(commit: str) -> dict[str, set[int]]:
+    """path -> the line numbers (in the commit's version of the file) that this commit added."""
     parents = _git("rev-list", "--parents", "-n", "1", commit).split()[1:]
     parent = parents[0] if parents else EMPTY_TREE
     diff = _git("diff", "--unified=0", "--no-color", "--no-renames", "--no-ext-diff", parent, commit)
-    files: dict[str, list[str]] = {}
+    files: dict[str, set[int]] = {}
     path: str | None = None
+    line_number = 0
     for line in diff.splitlines():
         if line.startswith("+++ "):
             target = line[4:]
             path = None if target == "/dev/null" else target.removeprefix("b/")
-            if path is not None:
-                files.setdefault(path, [])
+        elif line.startswith("@@") and path is not None:
+            match = re.match(r"@@ -\S+ \+(\d+)", line)
+            line_number = int(match[1]) if match else 0
         elif path is not None and line.startswith("+"):
-            files[path].append(line[1:])
-    return {p: lines for p, lines in files.items() if lines}
+            files.setdefault(path, set()).add(line_number)
+            line_number += 1
+    # Scan lists themselves are not scanned (the tree scan excludes them too).
+    return {p: lines for p, lines in files.items() if p not in NOT_SCANNED}
 
 
-def _findings(output: str) -> set[tuple[str, str]]:
-    """(path, secret type) pairs from detect-secrets-hook's report."""
+def _findings(output: str) -> set[tuple[str, str, int]]:
+    """(path, secret type, line) triples from detect-secrets-hook's report."""
     types = re.findall(r"^Secret Type: (.+)$", output, flags=re.MULTILINE)
-    paths = re.findall(r"^Location:\s+(.+):\d+$", output, flags=re.MULTILINE)
-    return set(zip(paths, types, strict=True))
+    locations = re.findall(r"^Location:\s+(.+):(\d+)$", output, flags=re.MULTILINE)
+    return {(path, kind, int(line)) for (path, line), kind in zip(locations, types, strict=True)}
 
 
 def scan(commits: list[str], baseline: Path, hook: str, audited: list[dict[str, str]]) -> list[str]:
@@ -65,10 +76,12 @@ def scan(commits: list[str], baseline: Path, hook: str, audited: list[dict[str, 
         with tempfile.TemporaryDirectory(prefix="secrets-history-") as scratch:
             # detect-secrets-hook diffs the baseline it updates with git: it needs a repository.
             subprocess.run(["git", "init", "-q", scratch], check=True)  # nosec B607
-            for path, lines in files.items():
+            # The whole file as the commit left it (the same context the tree scan sees); only
+            # findings on the lines this commit added count.
+            for path in files:
                 target = Path(scratch) / path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text("\n".join(lines) + "\n")
+                target.write_bytes(_show(commit, path))
             # A fresh copy for every commit: the hook rewrites the baseline it is given (exit 3,
             # "baseline was updated", when it only moved line numbers or dropped entries).
             copy = Path(scratch) / ".baseline.json"
@@ -83,9 +96,11 @@ def scan(commits: list[str], baseline: Path, hook: str, audited: list[dict[str, 
             if result.returncode in (0, 3):
                 continue
             found = _findings(result.stdout)
+            added = {(path, kind) for path, kind, line in found if line in files.get(path, set())}
             known = {(a["path"], a["type"]) for a in audited if commit.startswith(a["commit"])}
-            if not found or found - known:
-                findings.append(f"commit {commit}:\n{result.stdout}{result.stderr}")
+            if (not found and result.stdout.strip()) or added - known:
+                report = "\n".join(f"  {kind} at {path}:{line}" for path, kind, line in sorted(found))
+                findings.append(f"commit {commit}:\n{report or result.stdout + result.stderr}")
     return findings
 
 
