@@ -281,9 +281,10 @@ class Client:
         # Acknowledged: applied exactly once whatever the number of deliveries.
         with self.model.lock:
             for e in events:
-                if e["event_id"] not in self.model.events_applied:
-                    self.model.events_applied.add(e["event_id"])
-                    self.model.balance[e["wallet_id"]] += e["amount"]
+                event_id, wallet, amount = str(e["event_id"]), str(e["wallet_id"]), int(str(e["amount"]))
+                if event_id not in self.model.events_applied:
+                    self.model.events_applied.add(event_id)
+                    self.model.balance[wallet] += amount
 
     def run(self, budget: Callable[[], bool]) -> None:
         mix: list[tuple[str, Callable[[], None], int]] = [
@@ -325,7 +326,7 @@ def chaos(
 
 def verify(url: str, model: Model, figures: Figures) -> dict[str, Any]:
     with psycopg.connect(url) as connection:
-        sums = dict(
+        sums: dict[str, int] = dict(
             connection.execute("SELECT currency, sum(amount) FROM entries GROUP BY currency").fetchall()
         )
         wallets = {
@@ -342,11 +343,12 @@ def verify(url: str, model: Model, figures: Figures) -> dict[str, Any]:
                 "SELECT transaction_id FROM provider_events WHERE transaction_id IS NOT NULL"
             ).fetchall()
         }
-        held, active_holds = connection.execute(
+        row = connection.execute(
             "SELECT (SELECT coalesce(sum(held), 0) FROM wallets),"
             " (SELECT count(*) FROM holds WHERE status = 'active')"
         ).fetchone()
-        events = dict(
+        held, active_holds = row if row is not None else (0, 0)
+        events: dict[str, int] = dict(
             connection.execute(
                 "SELECT event_id, count(*) FROM provider_events WHERE provider = %s GROUP BY event_id",
                 (PROVIDER,),

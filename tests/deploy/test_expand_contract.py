@@ -85,8 +85,8 @@ def old_release() -> Iterator[tuple[Path, str]]:
         try:
             yield tree, f"{commit[:10]} ({why})"
         finally:
+            # Removes the checkout and its entry; never `prune` (other worktrees share this repo).
             _git("worktree", "remove", "--force", str(tree))
-            _git("worktree", "prune")
 
 
 def run_old_release(tree: Path, database_url: str) -> dict:
