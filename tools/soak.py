@@ -433,6 +433,7 @@ def soak_database(clients: int) -> Iterator[tuple[str, str, str]]:
         admin_url = make_url(embedded.url)
     database = f"wallet_soak_{uuid.uuid4().hex[:8]}"
     admin = _libpq(admin_url.render_as_string(hide_password=False))
+    saved = dict(os.environ)
     try:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{database}"')
@@ -453,6 +454,8 @@ def soak_database(clients: int) -> Iterator[tuple[str, str, str]]:
         )
         yield admin, database, url
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if embedded is not None:
