@@ -10,12 +10,21 @@ FUZZ_EXAMPLES ?= 20
 FUZZ_MAX_TIME ?= 75
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint bench invoke send-event migrate token openapi client fuzz dlq redrive clean
+.PHONY: help install test-unit expand-contract run test lint bench invoke send-event migrate token openapi client fuzz dlq redrive sam-check clean typecheck lock sbom audit secrets policy soak
 
 help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
 	@echo "make lint        ruff check, ruff format --check, bandit"
+	@echo "make test-unit   the tests that need no database (quick)"
+	@echo "make expand-contract   the previous release's handlers on this commit's schema"
+	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools)"
+	@echo "make lock        re-lock layers/common/requirements.txt (hashes, Lambda arm64 / py3.13)"
+	@echo "make sbom        CycloneDX SBOM of the layer from the lock (.aws-sam/sbom/)"
+	@echo "make audit       pip-audit over the locked layer requirements"
+	@echo "make secrets     detect-secrets scan against .secrets.baseline"
+	@echo "make policy      checkov over template.yaml (.checkov.yaml)"
+	@echo "make soak SIZE=20000   nightly soak: retries, killed connections, duplicate deliveries"
 	@echo "make bench       pgbench vs. the transfer handler, side by side"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
 	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
@@ -28,12 +37,16 @@ help:
 	@echo "make fuzz        schemathesis vs. the local runtime [FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MAX_TIME=$(FUZZ_MAX_TIME)]"
 	@echo "make clean       remove the venv and caches (.local/ with its database is kept)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml layers/common/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The layer's lock first, hash-checked, so the tests run on the versions the layer ships.
+	$(BIN)/python -m pip install --quiet --require-hashes -r layers/common/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m tools.local_runtime run --port $(PORT)
@@ -45,6 +58,35 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure $(PYTEST_ARGS)
+
+expand-contract: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -m expand_contract -rs $(PYTEST_ARGS)
+
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
+
+# The layer's lock (layers/common/requirements.txt): see .ci/lock.
+lock: $(STAMP)
+	.ci/lock
+
+sbom:
+	.ci/sbom
+
+audit:
+	.ci/audit
+
+secrets: $(STAMP)
+	.ci/secrets
+
+policy:
+	.ci/policy
+
+SIZE ?= 20000
+soak: $(STAMP)
+	$(BIN)/python -m tools.soak --operations $(SIZE)
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench

@@ -4,12 +4,12 @@ advisory lock); the URL fallback is only for developers calling `alembic` by han
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 config = context.config
 
 
-def run_migrations(connection) -> None:
+def run_migrations(connection: Connection) -> None:
     # One transaction for every pending revision: see runner.py for why.
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
     with context.begin_transaction():
@@ -20,7 +20,10 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run_migrations(connection)
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: set sqlalchemy.url (or run through migrations/runner.py)")
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as fresh_connection:
         run_migrations(fresh_connection)
         fresh_connection.commit()

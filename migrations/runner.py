@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import Engine, create_engine, pool, text
 
 from wallet_core.adapters.db import resolve_database_url, use_iam_tokens
 from wallet_core.config import get_settings
@@ -39,7 +40,11 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    # None only for an empty versions/ directory, or several heads (get_current_head raises then).
+    if head is None:
+        raise RuntimeError(f"no Alembic head in {MIGRATIONS_DIR / 'versions'}")
+    return head
 
 
 def database_url_for_migrations() -> str:
@@ -47,7 +52,7 @@ def database_url_for_migrations() -> str:
     return resolve_database_url(get_settings())
 
 
-def _engine(database_url: str):
+def _engine(database_url: str) -> Engine:
     # hide_parameters: a failed statement's values never reach the migration function's log.
     engine = create_engine(database_url, poolclass=pool.NullPool, hide_parameters=True)
     return use_iam_tokens(engine, get_settings())
@@ -58,7 +63,7 @@ def current_revision(database_url: str) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def _run_locked(database_url: str, action) -> str | None:
+def _run_locked(database_url: str, action: Callable[[Config], None]) -> str | None:
     with _engine(database_url).connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
         connection.commit()

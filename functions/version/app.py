@@ -1,4 +1,5 @@
-"""GET /version: what build is serving (no secrets)."""
+"""GET /version: what build is serving (no secrets): version, commit, build time, the CI run number
+and branch it was built from (CI_RUN_NUMBER, GIT_BRANCH), stage, function version, schema head."""
 
 from __future__ import annotations
 

@@ -171,6 +171,8 @@ def test_version_reports_the_build_and_no_secrets(monkeypatch, pointed_at):
     monkeypatch.setenv("APP_VERSION", "1.2.3")
     monkeypatch.setenv("GIT_SHA", "abc1234")
     monkeypatch.setenv("STAGE", "staging")
+    monkeypatch.setenv("CI_RUN_NUMBER", "4711")
+    monkeypatch.setenv("GIT_BRANCH", "main")
     reset_caches()
 
     result = _probe("version")
@@ -180,11 +182,24 @@ def test_version_reports_the_build_and_no_secrets(monkeypatch, pointed_at):
         "version": "1.2.3",
         "git_sha": "abc1234",
         "build_time": "unknown",
+        "ci_run_number": "4711",
+        "git_branch": "main",
         "stage": "staging",
         "function_version": "$LATEST",
         "schema_head": SCHEMA_HEAD,
     }
     assert "s3cret" not in result.raw_body
+
+
+def test_version_says_unknown_for_a_build_outside_ci(monkeypatch, pointed_at):
+    pointed_at("postgresql+psycopg://postgres@127.0.0.1:1/x")
+    for name in ("CI_RUN_NUMBER", "GIT_BRANCH"):
+        monkeypatch.delenv(name, raising=False)
+    reset_caches()
+
+    body = _probe("version").body
+
+    assert (body["ci_run_number"], body["git_branch"]) == ("unknown", "unknown")
 
 
 def test_revision_ids_are_zero_padded_sequence_numbers_so_ready_can_order_them():

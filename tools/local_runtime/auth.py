@@ -15,8 +15,10 @@ import jwt
 
 from tools.local_runtime import apigw
 
-# The documented development default (README); never used outside a local run.
-DEFAULT_SECRET = "local-development-secret-change-me"  # noqa: S105  # nosec B105
+# The documented development default (README.md, "Tokens" and the settings table); never used
+# outside a local run. The known, documented exception of the secrets scan (.ci/secrets): allowed
+# on this line only, so any other copy of it, or any other secret, still fails the scan.
+DEFAULT_SECRET = "local-development-secret-change-me"  # noqa: S105  # nosec B105  # pragma: allowlist secret
 ISSUER = "wallet-local"
 AUDIENCE = "wallet-api"
 ADMIN_SCOPE = "wallet:admin"

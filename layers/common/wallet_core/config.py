@@ -30,6 +30,10 @@ class Settings(BaseModel):
     app_version: str = "0.0.0-dev"
     git_sha: str = "unknown"
     build_time: str = "unknown"
+    # The CI run that built the deployed artifact and its branch (template parameters CiRunNumber,
+    # GitBranch -> CI_RUN_NUMBER, GIT_BRANCH), shown by /version.
+    ci_run_number: str = "unknown"
+    git_branch: str = "unknown"
     supported_currencies: frozenset[str] = Field(default=frozenset(DEFAULT_CURRENCIES))
     db_pool_size: int = Field(default=1, ge=1, le=64)
     db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)

@@ -51,6 +51,8 @@ def version(settings: Settings, function_version: str) -> dict[str, Any]:
         "version": settings.app_version,
         "git_sha": settings.git_sha,
         "build_time": settings.build_time,
+        "ci_run_number": settings.ci_run_number,
+        "git_branch": settings.git_branch,
         "stage": settings.stage,
         "function_version": function_version,
         "schema_head": SCHEMA_HEAD,
