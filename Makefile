@@ -13,7 +13,7 @@ help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
 	@echo "make lint        ruff check, ruff format --check, bandit"
-	@echo "make bench       pgbench vs. the transfer handler, side by side"
+	@echo "make bench       database CPU per transfer vs. pgbench, client CPU, round trips, cold import"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
 	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
 
@@ -33,10 +33,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools
+	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools bench
 
 bench: $(STAMP)
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 invoke: $(STAMP)
 	$(BIN)/python -m tools.local_runtime invoke $(FN) --event $(EVENT)
