@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, tuple_, update
@@ -286,10 +286,17 @@ _POST_SQL = """
 _TRANSFER_SQL = """
     SELECT outcome, posted_at, source_currency, source_available,
            stored_fingerprint, stored_status, stored_body
-    FROM wallet_transfer(%(principal)s, %(key)s, %(fingerprint)s, %(key_wait)s, %(owner)s, %(id)s,
-                         %(source)s, %(destination)s, %(amount)s, %(currency)s, %(reference)s,
-                         %(description)s, CAST(%(metadata)s AS jsonb), %(created_by)s)
+    FROM wallet_transfer(%(principal)s, %(key)s, %(fingerprint)s, %(key_wait)s, %(status)s,
+                         %(body_head)s, %(body_tail)s, %(owner)s, %(id)s, %(source)s, %(destination)s,
+                         %(amount)s, %(currency)s, %(reference)s, %(description)s,
+                         CAST(%(metadata)s AS jsonb), %(created_by)s)
 """
+# The response is rendered before the call with this time in place of the transaction's, then cut
+# around it; wallet_transfer puts the real time there, written as the contract writes timestamps.
+# (Should the rendering ever differ, or a caller's text contain the mark, the body is not split:
+# the key is then completed after the call, in the same transaction, as for any other command.)
+_TIME_MARK = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+_TIME_MARK_TEXT = "2001-02-03T04:05:06.789012Z"
 
 
 @dataclass(frozen=True)
@@ -298,7 +305,7 @@ class TransferOutcome:
     (source_currency and source_available are set for the rules whose message names them)."""
 
     outcome: str
-    posted_at: datetime
+    transaction: Transaction
     source_currency: str | None
     source_available: int | None
 
@@ -380,21 +387,42 @@ class LedgerRepository:
             hold_id=new.hold_id,
         )
 
-    def transfer(
-        self, transaction_id: uuid.UUID, new: NewTransaction, *, owner: str | None
-    ) -> TransferOutcome:
+    def transfer(self, new: NewTransaction, *, owner: str | None) -> TransferOutcome:
         """Run wallet_transfer once: claim the key (when this transaction still has to), lock, check,
         post. `owner` = the caller who must own the source (None for an admin). A key that belongs
         to a committed request raises IdempotencyKeyTaken; one a twin holds past the wait raises
-        IdempotencyRequestInProgressError (a wallet lock waited out is a concurrency conflict)."""
+        IdempotencyRequestInProgressError (a wallet lock waited out is a concurrency conflict).
+
+        When the call can also store the response (the unit of work starts with it and the caller
+        said how it renders), it is the whole transaction: one round trip, no BEGIN, no COMMIT."""
+        transaction = Transaction(
+            id=uuid.uuid4(),
+            kind=new.kind,
+            amount=new.amount,
+            currency=new.currency,
+            source_wallet_id=new.source_wallet_id,
+            destination_wallet_id=new.destination_wallet_id,
+            reference=new.reference,
+            description=new.description,
+            metadata=new.metadata,
+            created_at=_TIME_MARK,
+        )
         claim = self._session.take_claim()
+        status, body_parts = None, None
+        if claim is not None and claim.render is not None and self._session.at_start():
+            status, body = claim.render(transaction)
+            body_parts = body.split(_TIME_MARK_TEXT)
+        alone = body_parts is not None and len(body_parts) == 2
         params = {
             "principal": claim.principal if claim else None,
             "key": claim.key if claim else None,
             "fingerprint": claim.fingerprint if claim else None,
             "key_wait": claim.wait if claim else None,
+            "status": status if alone else None,
+            "body_head": body_parts[0] if alone else None,
+            "body_tail": body_parts[1] if alone else None,
             "owner": owner,
-            "id": transaction_id,
+            "id": transaction.id,
             "source": new.source_wallet_id,
             "destination": new.destination_wallet_id,
             "amount": new.amount,
@@ -405,7 +433,10 @@ class LedgerRepository:
             "created_by": new.created_by,
         }
         try:
-            row = self._session.fetch(_TRANSFER_SQL, params)[0]
+            if alone:
+                row = self._session.fetch_alone(_TRANSFER_SQL, params)[0]
+            else:
+                row = self._session.fetch(_TRANSFER_SQL, params)[0]
         except Exception as exc:
             if claim is not None and _waited_for_key(exc):
                 raise errors.IdempotencyRequestInProgressError() from exc
@@ -413,8 +444,10 @@ class LedgerRepository:
         outcome, posted_at, source_currency, source_available, *stored = row
         if outcome == "replay":
             raise errors.IdempotencyKeyTaken((stored[0], stored[1], stored[2]))
-        self._session.now = posted_at
-        return TransferOutcome(outcome, posted_at, source_currency, source_available)
+        transaction.created_at = self._session.now = posted_at
+        if alone and outcome == "posted":
+            self._session.completed = (claim.principal, claim.key, status, stored[2])
+        return TransferOutcome(outcome, transaction, source_currency, source_available)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:
         row = self._connection.execute(
@@ -531,14 +564,20 @@ class IdempotencyRepository:
         return fingerprint, status_code, body
 
     def claim_with_next_statement(
-        self, principal: str, key: str, fingerprint: str, *, wait_seconds: float
+        self,
+        principal: str,
+        key: str,
+        fingerprint: str,
+        *,
+        wait_seconds: float,
+        render: Callable[[Any], tuple[int, str]] | None = None,
     ) -> None:
         """Claim the key together with the transaction's next statement instead of in a round trip
-        of its own, when that statement can (wallet_transfer); otherwise `claim` runs right before
-        it. A key that belongs to a committed request raises IdempotencyKeyTaken there."""
-        self._session.claim_first(
-            KeyClaim(principal, key, fingerprint, f"{int(wait_seconds * 1000)}ms"), self._claim_alone
-        )
+        of its own, when that statement can (wallet_transfer, which also stores the response as
+        `render` makes it); otherwise `claim` runs right before it. A key that belongs to a
+        committed request raises IdempotencyKeyTaken there."""
+        wait = f"{int(wait_seconds * 1000)}ms"
+        self._session.claim_first(KeyClaim(principal, key, fingerprint, wait, render), self._claim_alone)
 
     def _claim_alone(self, claim: KeyClaim) -> None:
         stored = self._claim(claim)
@@ -546,7 +585,10 @@ class IdempotencyRepository:
             raise errors.IdempotencyKeyTaken(stored)
 
     def complete(self, principal: str, key: str, status_code: int, body: str) -> None:
-        """Store the outcome on the key; it is sent with the commit."""
+        """Store the outcome on the key; it is sent with the commit (nothing to send when the
+        statement that made the effect already stored exactly this outcome)."""
+        if self._session.completed == (principal, key, status_code, body):
+            return
         self._session.defer(
             _COMPLETE_SQL,
             {"principal": principal, "key": key, "status_code": status_code, "body": body},

@@ -14,7 +14,10 @@ underneath it, so both kinds of statement share one transaction. Two things save
   commit, and nothing of the transaction commits;
 - the idempotency key may be claimed by the transaction's first statement itself (the transfer's
   server-side function does): `claim_first` registers the claim, a statement that makes it takes it
-  with `take_claim`, and before any other statement the claim runs on its own, as it always did.
+  with `take_claim`, and before any other statement the claim runs on its own, as it always did;
+- a statement that is a whole transaction by itself (the transfer: key, effect and response in one
+  call) runs alone (`fetch_alone`): no BEGIN, no COMMIT, one round trip, and no lock held while
+  the network or the client works.
 
 Every statement that is not deferred, raw or through SQLAlchemy (`FlushingConnection`), first sends
 what is pending, so the database always sees the statements in the order the code issued them.
@@ -43,6 +46,9 @@ class KeyClaim:
     key: str
     fingerprint: str
     wait: str
+    # The request's response as the caller will render it from the operation's result, for a
+    # statement that stores it with the key itself (None: the caller completes the key later).
+    render: Callable[[Any], tuple[int, str]] | None = None
 
 
 class RawSession:
@@ -55,6 +61,8 @@ class RawSession:
         # transaction writes with now() carries this time, so a deferred write can be answered for.
         self.now: datetime | None = None
         self._claim: tuple[KeyClaim, Callable[[KeyClaim], None]] | None = None
+        # (principal, key, status, body) a statement already stored as the key's response
+        self.completed: tuple[str, str, int, str] | None = None
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -97,6 +105,22 @@ class RawSession:
             cursor.execute(sql, params)
         return cursor.fetchall()
 
+    def at_start(self) -> bool:
+        """Nothing sent or waiting yet: the next statement would begin the transaction."""
+        return self._starts_transaction() and not self._pending and self._claim is None
+
+    def fetch_alone(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        """Run a statement that is a whole transaction by itself (it commits when it succeeds and
+        leaves nothing when it fails), at the start of the unit of work: no BEGIN, no COMMIT.
+        Such a statement stores the request's key with its effect and response, so when the
+        connection breaks under it and the unit of work is run again, the retry finds the key and
+        replays what committed, if anything did."""
+        if not self.at_start():
+            raise RuntimeError("a statement alone must be the unit of work's first")
+        self._raw.autocommit = True
+        self._cursor.execute(sql, params)
+        return self._cursor.fetchall()
+
     def defer(self, sql: str, params: Params, *, prepare: bool | None = None) -> None:
         """Queue a write whose outcome only matters at commit. `prepare=False` plans it afresh every
         time instead of letting psycopg prepare it (see psycopg's `Cursor.execute`)."""
@@ -114,9 +138,11 @@ class RawSession:
         self._claim_before()
         if not self._pending:
             return
+        in_transaction = not self._starts_transaction()
         with self._raw.pipeline():
             self._send_pending()
-            self._cursor.execute("COMMIT")
+            if in_transaction:  # else a statement alone already committed: each write commits itself
+                self._cursor.execute("COMMIT")
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -126,6 +152,7 @@ class RawSession:
     def discard(self) -> None:
         self._pending.clear()
         self._claim = None
+        self.completed = None
         self.now = None
 
     def end(self) -> None:

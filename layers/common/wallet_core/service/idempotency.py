@@ -83,12 +83,13 @@ _NOT_AN_OUTCOME = (
 
 def _attempt(uow, request, operation, render, render_rejection, wait_seconds, /) -> Outcome:
     # The key is claimed by the operation's first statement: the transfer's server-side function
-    # claims it itself (one round trip for key, locks, rules and posting); for any other operation
-    # the claim runs on its own just before that statement. A key that belongs to a committed
+    # claims it itself, with the response `render` makes (one round trip for key, locks, rules,
+    # posting and response); for any other operation the claim runs on its own just before that
+    # statement. A key that belongs to a committed
     # request surfaces as IdempotencyKeyTaken, whichever statement claimed it.
     with uow:
         uow.idempotency.claim_with_next_statement(
-            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
+            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds, render=render
         )
         try:
             result = operation(uow)

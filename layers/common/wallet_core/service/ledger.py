@@ -105,8 +105,9 @@ def transfer(
     """The transfer's rules, and the order they are checked in, are written once, in the server-side
     function that applies them: wallet_transfer, migrations/versions/0004_transfer_function.py. It
     claims the request's key, checks that a non-admin owns the source before locking anything, locks
-    both wallets in id order, checks, and posts, in one round trip. Here: what each refusal means,
-    as the same domain errors with the same texts as every other movement. The destination is
+    both wallets in id order, checks, posts and stores the response, in one round trip and one
+    transaction that holds no lock while the network or the client works. Here: what each refusal
+    means, as the same domain errors with the same texts as every other movement. The destination is
     anyone's, so no detail says anything about it (nor which of the two ids was not found)."""
     if source_wallet_id == destination_wallet_id:
         raise errors.SameWalletError()
@@ -121,22 +122,10 @@ def transfer(
         metadata=memo.metadata,
         created_by=principal.subject,
     )
-    transaction_id = uuid.uuid4()
-    done = uow.ledger.transfer(transaction_id, new, owner=None if principal.is_admin else principal.subject)
+    done = uow.ledger.transfer(new, owner=None if principal.is_admin else principal.subject)
     match done.outcome:
         case "posted":
-            return Transaction(
-                id=transaction_id,
-                kind=new.kind,
-                amount=amount,
-                currency=currency,
-                source_wallet_id=source_wallet_id,
-                destination_wallet_id=destination_wallet_id,
-                reference=new.reference,
-                description=new.description,
-                metadata=new.metadata,
-                created_at=done.posted_at,
-            )
+            return done.transaction
         case "not_found":
             raise errors.NotFoundError(TRANSFER_WALLET_NOT_FOUND)
         case "source_currency":
