@@ -274,6 +274,7 @@ def pgbench_run(
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with cpu_window(postmaster_pid) as cpu:
         done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        time.sleep(0.5)  # pgbench's backends are exiting: their CPU is read once they are reaped
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = parse_pgbench(done.stdout)
     cpu.client_seconds = (children_after.ru_utime + children_after.ru_stime) - (

@@ -112,3 +112,21 @@ def test_a_refused_transfer_leaves_only_its_refusal_on_the_key(api, db, pair):
         "SELECT count(*) FROM transactions WHERE source_wallet_id = %s AND amount = %s",
         (uuid.UUID(source), 10**6),
     ).fetchone() == (0,)
+
+
+def test_the_database_still_refuses_a_second_reversal_of_one_transaction(api, db, pair):
+    # The index behind it is partial now (transfers reverse nothing): the guarantee is the same.
+    import psycopg
+
+    source, destination = pair
+    original = api.transfer(source, destination, 3, claims=ALICE).body["id"]
+    insert = (
+        "INSERT INTO transactions (id, kind, status, amount, currency, source_wallet_id,"
+        " destination_wallet_id, reverses_transaction_id, created_at)"
+        " VALUES (%s, 'reversal', 'posted', 3, 'USD', %s, %s, %s, now())"
+    )
+    wallets = (uuid.UUID(destination), uuid.UUID(source), uuid.UUID(original))
+    db.execute(insert, (uuid.uuid4(), *wallets))
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.execute(insert, (uuid.uuid4(), *wallets))
