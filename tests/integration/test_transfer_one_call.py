@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import tempfile
 import uuid
@@ -130,3 +131,80 @@ def test_the_database_still_refuses_a_second_reversal_of_one_transaction(api, db
 
     with pytest.raises(psycopg.errors.UniqueViolation):
         db.execute(insert, (uuid.uuid4(), *wallets))
+
+
+def test_a_transfer_whose_key_is_held_by_a_request_in_flight_answers_409_after_the_wait(
+    api, pair, database_url, monkeypatch
+):
+    # The key is claimed inside wallet_transfer: its wait must still end as "in progress", not as
+    # the concurrency conflict a wallet lock waited out would be.
+    import psycopg
+
+    from tests.conftest import _libpq, reset_caches
+
+    source, destination = pair
+    key = str(uuid.uuid4())
+    monkeypatch.setenv("IDEMPOTENCY_WAIT_SECONDS", "0.2")
+    reset_caches()
+    body = {"source_wallet_id": source, "destination_wallet_id": destination, "amount": 5, "currency": "USD"}
+    try:
+        with psycopg.connect(_libpq(database_url)) as in_flight:
+            in_flight.execute(
+                "INSERT INTO idempotency_keys (principal, key, fingerprint) VALUES (%s, %s, %s)",
+                (ALICE["sub"], key, "0" * 64),
+            )
+            result = api.call("transfer_create", "POST", "/v1/transfers", claims=ALICE, body=body, key=key)
+            in_flight.rollback()
+    finally:
+        monkeypatch.undo()
+        reset_caches()
+
+    assert (result.status, result.code) == (409, "idempotency_request_in_progress")
+    assert api.get_wallet(destination)["balance"] == 1
+
+
+def test_a_response_rendered_differently_after_the_call_is_the_one_stored(api, db, pair, database_url):
+    # Given a renderer that does not give the same body twice (the stored one must be what was sent)
+    from sqlalchemy import create_engine
+
+    from wallet_core.adapters.db import _normalise
+    from wallet_core.adapters.uow import SqlUnitOfWork
+    from wallet_core.domain.principal import Principal
+    from wallet_core.http.presenters import timestamp
+    from wallet_core.service import idempotency, ledger
+
+    source, destination = pair
+    renders = itertools.count(1)
+    engine = create_engine(_normalise(database_url), pool_size=1, max_overflow=0)
+    request = idempotency.IdempotentRequest(principal=ALICE["sub"], key=str(uuid.uuid4()), fingerprint="f")
+    try:
+        # When a transfer runs through the idempotent executor with it
+        outcome = idempotency.execute(
+            SqlUnitOfWork(engine),
+            request,
+            lambda uow: ledger.transfer(
+                uow,
+                Principal(subject=ALICE["sub"], scopes=frozenset()),
+                source_wallet_id=uuid.UUID(source),
+                destination_wallet_id=uuid.UUID(destination),
+                amount=4,
+                currency="USD",
+                memo=ledger.Memo(),
+            ),
+            render=lambda result: (
+                201,
+                f'{{"render":{next(renders)},"at":"{timestamp(result.created_at)}"}}',
+            ),
+            render_rejection=lambda error: (500, error.code),
+            wait_seconds=1,
+        )
+    finally:
+        engine.dispose()
+
+    # Then the key holds the body the caller got (the second rendering), and the money moved once
+    assert (outcome.status, json.loads(outcome.body)["render"]) == (201, 2)
+    assert db.execute(
+        "SELECT response_body FROM idempotency_keys WHERE principal = %s AND key = %s",
+        (request.principal, request.key),
+    ).fetchone() == (outcome.body,)
+    assert api.get_wallet(destination)["balance"] == 1 + 4
