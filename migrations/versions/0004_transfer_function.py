@@ -14,7 +14,8 @@ pairs, all of it in waking and re-checking the queue of waiters. The work is als
 server than the same statements sent one by one (plans cached per connection, one parse/bind/execute
 instead of five), which is what a deployment pays for: the database does not scale out.
 
-Expand only: the previous build never calls these functions, so it keeps running during a canary.
+Expand only: the previous build never calls these functions (nor names the two indexes made partial
+below), so it keeps running during a canary.
 A later change of a rule is a new migration with CREATE OR REPLACE FUNCTION (and the test suite).
 """
 
@@ -54,8 +55,10 @@ $$
 #   source_currency (source_currency says which) | destination_currency | source_closed |
 #   source_frozen | destination_closed | insufficient_funds (source_available says how much) |
 #   balance_limit_exceeded.
-# A refusal writes nothing, not even the key (the caller records the refusal under the key itself,
-# in a transaction of its own), so the call may run as a transaction on its own.
+# A refusal leaves nothing of the transfer, not even the key (the caller records the refusal under
+# the key itself, in a transaction of its own), so the call may run as a transaction on its own.
+# Holds past their expiry that it found on the locked wallets stay released: any writer releases
+# them, and every read already counted them as expired.
 #
 # The response: the caller renders it before the call, with the one value it cannot know yet, the
 # transaction's time, left out (p_body_head + time + p_body_tail); the key is inserted with it
@@ -213,7 +216,7 @@ BEGIN
         RETURN;
     END rules;
 
-    -- A refusal: take back the key claimed above, so nothing of this call remains.
+    -- A refusal: take back the key claimed above, so nothing of the transfer remains.
     IF p_key IS NOT NULL THEN
         DELETE FROM idempotency_keys WHERE principal = p_principal AND key = p_key;
     END IF;
