@@ -25,7 +25,7 @@ help:
 	@echo "make secrets     detect-secrets scan against .secrets.baseline"
 	@echo "make policy      checkov over template.yaml (.checkov.yaml)"
 	@echo "make soak SIZE=20000   nightly soak: retries, killed connections, duplicate deliveries"
-	@echo "make bench       pgbench vs. the transfer handler, side by side"
+	@echo "make bench       database CPU per transfer vs. pgbench, client CPU, round trips, cold import"
 	@echo "make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json"
 	@echo "make send-event FILE=events/sqs_deposit_settled.json [QUEUE=ProviderEventsQueue]"
 	@echo "make dlq         list the messages in the running local runtime's dead-letter queue"
@@ -57,7 +57,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools
+	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools bench
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure $(PYTEST_ARGS)
@@ -89,7 +89,7 @@ soak: $(STAMP)
 	$(BIN)/python -m tools.soak --operations $(SIZE)
 
 bench: $(STAMP)
-	$(BIN)/python -m tools.bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 invoke: $(STAMP)
 	@test -n "$(FN)" || { echo 'make invoke needs FN=<logical id>, e.g. make invoke FN=TransferCreateFunction EVENT=events/transfer_create.json' >&2; exit 2; }

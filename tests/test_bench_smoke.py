@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from tools import bench
-from tools.bench_workload import BATCH_SIZE, DepositBatches
+from bench import run as bench
+from bench.workload import BATCH_SIZE, DepositBatches
 
 
 def test_pgbench_summary_is_parsed_without_connection_time() -> None:
@@ -55,11 +55,17 @@ def test_ingestion_batches_carry_one_tenth_redeliveries_of_earlier_events() -> N
 
 @pytest.mark.slow
 def test_bench_measures_every_figure_it_compares(postgres_server) -> None:
-    # Given a tiny configuration on the tests' PostgreSQL server
-    options = bench.Options(duration=1.5, clients=2, threads=1, scale=1, wallets=50, import_runs=1)
+    # Given a tiny configuration on the tests' PostgreSQL server (its CPU is read, it is not pinned)
+    options = bench.Options(
+        duration=1.5, clients=2, threads=1, scale=1, wallets=50, import_runs=1, warm_transfers=20
+    )
+    embedded = getattr(postgres_server, "_embedded", None)
+    postmaster_pid = embedded.pid() if embedded is not None else None
 
     # When the whole bench runs
-    result = bench.run_bench(postgres_server.create_database, options, server="test server")
+    result = bench.run_bench(
+        postgres_server.create_database, options, postmaster_pid=postmaster_pid, server="test server"
+    )
 
     # Then each ratio is made of positive measured numbers
     assert result.pgbench.tps > 0
@@ -72,6 +78,20 @@ def test_bench_measures_every_figure_it_compares(postgres_server) -> None:
     assert result.transfer_ratio == result.uniform.tps / result.pgbench.tps
     assert result.hot_ratio == result.hot.tps / result.pgbench.tps
     assert result.import_ratio == result.imports.handler_best_ms / result.imports.naive_best_ms
+    # the database cost figures: server CPU per committed transaction, and tpcb's over ours
+    if postmaster_pid is not None:
+        for ms in (result.pgbench_server_ms, result.transfer_server_ms, result.hot_server_ms):
+            assert ms is not None
+            assert ms > 0
+        assert result.transfer_cost_ratio == result.pgbench_server_ms / result.transfer_server_ms
+        assert result.hot_cost_ratio == result.pgbench_server_ms / result.hot_server_ms
+        assert result.ingest_cost_ratio == result.pgbench_server_ms / result.ingest_server_ms
+    # the warm container alone: every transfer answered 201, its client CPU and latencies measured,
+    # and each transfer took exactly one round trip (key, locks, rules, posting and response together)
+    assert result.warm.statuses == {201: options.warm_transfers}
+    assert result.warm_client_ms > 0
+    assert 0 < result.warm_latency(0.5) <= result.warm_latency(0.99)
+    assert result.warm.round_trips == 1
     # the ingestion phase applied new events through the SQS handler, none left for redelivery
     assert result.ingest.batches > 0
     assert result.ingest.events > 0
@@ -80,12 +100,17 @@ def test_bench_measures_every_figure_it_compares(postgres_server) -> None:
     assert result.ingest_ratio == result.ingest.eps / result.pgbench.tps
     # the transfers really moved money and left the ledger consistent
     assert result.ledger.startswith("ok"), result.ledger
-    # and the report carries the four verdict lines
+    # and the report prints every figure of issue 12 next to its target, and the old end-to-end one
     text = bench.report(result)
     for line in (
+        "server CPU per pgbench tpcb-like txn",
+        "tpcb / transfer",
+        "tpcb / hot-wallet transfer",
+        "tpcb / event",
+        "warm client CPU per transfer",
+        "latency p50 / p99",
+        "round trips per transfer",
+        "cold import, handler / naive stack",
         "transfer_tps / pgbench_tps =",
-        "hot_wallet_tps / pgbench_tps =",
-        "ingest_events_per_s / pgbench_tps =",
-        "handler_import / naive_import =",
     ):
         assert line in text

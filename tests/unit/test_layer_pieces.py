@@ -251,6 +251,8 @@ class _FlakyUnitOfWork:
         if self.attempts <= self.failures:
             raise errors.ConcurrencyConflictError()
 
+    claim_with_next_statement = claim  # the attempt's first statement is where the deadlock hits
+
     def complete(self, *args):
         pass
 

@@ -57,29 +57,16 @@ class Released:
 
 
 # Marks the due holds of the given (already locked) wallets expired and takes what they still
-# reserved out of wallets.held, one version bump per wallet. Runs after the wallet locks are held,
-# so its snapshot already contains everything committed before them.
-_RELEASE_DUE_SQL = text(
-    """
-    WITH expired AS (
-        UPDATE holds SET status = 'expired', updated_at = now()
-        WHERE wallet_id = ANY(CAST(:wallet_ids AS uuid[])) AND status = 'active' AND expires_at <= now()
-        RETURNING wallet_id, amount - captured_amount AS released
-    )
-    UPDATE wallets AS w
-    SET held = w.held - r.released, version = w.version + 1, updated_at = now()
-    FROM (SELECT wallet_id, sum(released) AS released, count(*) AS holds FROM expired GROUP BY wallet_id) AS r
-    WHERE w.id = r.wallet_id
-    RETURNING w.id, w.held, w.version, w.updated_at, r.holds
-    """
-)
+# reserved out of wallets.held, one version bump per wallet: wallet_release_due_holds, written once
+# in migrations/versions/0004_transfer_function.py (the transfer function releases through it too).
+_RELEASE_DUE_SQL = text("SELECT * FROM wallet_release_due_holds(CAST(:wallet_ids AS uuid[]))")
 
 
 def release_due_holds(connection: Connection, wallet_ids: list[uuid.UUID]) -> dict[uuid.UUID, Released]:
     rows = connection.execute(_RELEASE_DUE_SQL, {"wallet_ids": wallet_ids}).all()
     return {
-        row.id: Released(
-            held=row.held, version=row.version, updated_at=row.updated_at, expired_holds=row.holds
+        row.wallet_id: Released(
+            held=row.held, version=row.version, updated_at=row.updated_at, expired_holds=row.expired_holds
         )
         for row in rows
     }

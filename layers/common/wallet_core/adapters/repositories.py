@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, tuple_, update
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
 from wallet_core.adapters.holds import due_held, release_due_holds
-from wallet_core.adapters.session import RawSession
+from wallet_core.adapters.session import KeyClaim, RawSession
 from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
@@ -54,11 +55,7 @@ def _current_wallets():
 # The lock of the movement path. Due holds are looked for only when the wallet holds anything: an
 # active hold's remaining amount is part of `held`, so held = 0 means there is nothing to release.
 # now() comes along: it is the transaction's time, which every row the transaction writes carries.
-# {condition} is empty, or the ownership check of a non-admin's transfer: rows are locked only
-# after they pass the WHERE clause, and an uncorrelated EXISTS that is false lets none pass, so a
-# caller who does not own the source locks nothing at all (owner_id never changes: reading it
-# without a lock is exact).
-_LOCK_TEMPLATE = """
+_LOCK_SQL = """
     SELECT w.id, w.owner_id, w.currency, w.status, w.balance, w.held, w.version, w.external_ref,
            w.metadata, w.created_at, w.updated_at,
            CASE WHEN w.held > 0 THEN EXISTS (
@@ -67,15 +64,10 @@ _LOCK_TEMPLATE = """
            ) ELSE false END AS has_due_holds,
            now()
     FROM wallets AS w
-    WHERE w.id = ANY(%(ids)s){condition}
+    WHERE w.id = ANY(%(ids)s)
     ORDER BY w.id
     FOR NO KEY UPDATE OF w
 """
-_LOCK_SQL = _LOCK_TEMPLATE.format(condition="")
-_LOCK_IF_OWNED_SQL = _LOCK_TEMPLATE.format(
-    condition="""
-      AND EXISTS (SELECT 1 FROM wallets AS o WHERE o.id = %(owned_id)s AND o.owner_id = %(owner)s)"""
-)
 
 
 # A wallet as of now: `held` without the holds that expired since the row was last written (the same
@@ -163,25 +155,13 @@ class WalletRepository:
     def exists_with_external_ref(self, external_ref: str) -> bool:
         return self.get_by_external_ref(external_ref) is not None
 
-    def get_for_update(
-        self, wallet_ids: Iterable[uuid.UUID], *, when_owned_by: tuple[uuid.UUID, str] | None = None
-    ) -> dict[uuid.UUID, Wallet]:
+    def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
         """Lock the wallets in ascending id order, so two requests touching the same pair can never
         wait on each other crosswise. FOR NO KEY UPDATE still lets entries reference the rows.
 
-        `when_owned_by` = (wallet id, owner): lock and return nothing unless that wallet belongs to
-        that owner, checked in the same statement, before any row is locked.
-
         Holds of these wallets that are past expires_at are released here, under the lock, so every
         write starts from an exact `held` (one more statement, only when a wallet has due holds)."""
-        ordered = sorted(set(wallet_ids))
-        if when_owned_by is None:
-            rows = self._session.fetch(_LOCK_SQL, {"ids": ordered})
-        else:
-            owned_id, owner = when_owned_by
-            rows = self._session.fetch(
-                _LOCK_IF_OWNED_SQL, {"ids": ordered, "owned_id": owned_id, "owner": owner}
-            )
+        rows = self._session.fetch(_LOCK_SQL, {"ids": sorted(set(wallet_ids))})
         locked = {}
         due = []
         for row in rows:
@@ -301,6 +281,35 @@ _POST_SQL = """
 """
 
 
+# The whole transfer in one call: wallet_transfer (migrations/versions/0004_transfer_function.py),
+# where its rules are. The key is claimed by it when the request still has one to claim.
+_TRANSFER_SQL = """
+    SELECT outcome, posted_at, source_currency, source_available,
+           stored_fingerprint, stored_status, stored_body
+    FROM wallet_transfer(%(principal)s, %(key)s, %(fingerprint)s, %(key_wait)s, %(status)s,
+                         %(body_head)s, %(body_tail)s, %(owner)s, %(id)s, %(source)s, %(destination)s,
+                         %(amount)s, %(currency)s, %(reference)s, %(description)s,
+                         CAST(%(metadata)s AS jsonb), %(created_by)s)
+"""
+# The response is rendered before the call with this time in place of the transaction's, then cut
+# around it; wallet_transfer puts the real time there, written as the contract writes timestamps.
+# (Should the rendering ever differ, or a caller's text contain the mark, the body is not split:
+# the key is then completed after the call, in the same transaction, as for any other command.)
+_TIME_MARK = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+_TIME_MARK_TEXT = "2001-02-03T04:05:06.789012Z"
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    """What wallet_transfer answered: `outcome` is `posted` or the rule that refused the transfer
+    (source_currency and source_available are set for the rules whose message names them)."""
+
+    outcome: str
+    transaction: Transaction
+    source_currency: str | None
+    source_available: int | None
+
+
 class LedgerRepository:
     """Transactions and their entries: written together with the wallets' new balances, never updated."""
 
@@ -378,6 +387,68 @@ class LedgerRepository:
             hold_id=new.hold_id,
         )
 
+    def transfer(self, new: NewTransaction, *, owner: str | None) -> TransferOutcome:
+        """Run wallet_transfer once: claim the key (when this transaction still has to), lock, check,
+        post. `owner` = the caller who must own the source (None for an admin). A key that belongs
+        to a committed request raises IdempotencyKeyTaken; one a twin holds past the wait raises
+        IdempotencyRequestInProgressError (a wallet lock waited out is a concurrency conflict).
+
+        When the call can also store the response (the unit of work starts with it and the caller
+        said how it renders), it is the whole transaction: one round trip, no BEGIN, no COMMIT."""
+        transaction = Transaction(
+            id=uuid.uuid4(),
+            kind=new.kind,
+            amount=new.amount,
+            currency=new.currency,
+            source_wallet_id=new.source_wallet_id,
+            destination_wallet_id=new.destination_wallet_id,
+            reference=new.reference,
+            description=new.description,
+            metadata=new.metadata,
+            created_at=_TIME_MARK,
+        )
+        claim = self._session.take_claim()
+        status, body_parts = None, None
+        if claim is not None and claim.render is not None and self._session.at_start():
+            status, body = claim.render(transaction)
+            body_parts = body.split(_TIME_MARK_TEXT)
+        alone = body_parts is not None and len(body_parts) == 2
+        params = {
+            "principal": claim.principal if claim else None,
+            "key": claim.key if claim else None,
+            "fingerprint": claim.fingerprint if claim else None,
+            "key_wait": claim.wait if claim else None,
+            "status": status if alone else None,
+            "body_head": body_parts[0] if alone else None,
+            "body_tail": body_parts[1] if alone else None,
+            "owner": owner,
+            "id": transaction.id,
+            "source": new.source_wallet_id,
+            "destination": new.destination_wallet_id,
+            "amount": new.amount,
+            "currency": new.currency,
+            "reference": new.reference,
+            "description": new.description,
+            "metadata": json.dumps(new.metadata),
+            "created_by": new.created_by,
+        }
+        try:
+            if alone:
+                row = self._session.fetch_alone(_TRANSFER_SQL, params)[0]
+            else:
+                row = self._session.fetch(_TRANSFER_SQL, params)[0]
+        except Exception as exc:
+            if claim is not None and _waited_for_key(exc):
+                raise errors.IdempotencyRequestInProgressError() from exc
+            raise
+        outcome, posted_at, source_currency, source_available, *stored = row
+        if outcome == "replay":
+            raise errors.IdempotencyKeyTaken((stored[0], stored[1], stored[2]))
+        transaction.created_at = self._session.now = posted_at
+        if alone and outcome == "posted":
+            self._session.completed = (claim.principal, claim.key, status, stored[2])
+        return TransferOutcome(outcome, transaction, source_currency, source_available)
+
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:
         row = self._connection.execute(
             _transaction_query().where(transactions.c.id == transaction_id)
@@ -444,6 +515,15 @@ _COMPLETE_SQL = """
 """
 
 
+def _waited_for_key(exc: BaseException) -> bool:
+    """A lock timeout inside wallet_transfer that hit while waiting for the idempotency key (its
+    context names the statement), not for a wallet."""
+    if sqlstate(exc) != LOCK_NOT_AVAILABLE:
+        return False
+    diag = getattr(getattr(exc, "orig", exc), "diag", None)
+    return "idempotency_keys" in (getattr(diag, "context", None) or "")
+
+
 class IdempotencyRepository:
     def __init__(self, connection: Connection, session: RawSession) -> None:
         self._connection = connection
@@ -458,14 +538,17 @@ class IdempotencyRepository:
         request commits we replay its stored outcome, when it rolls back we take the key over. The
         wait is bounded by lock_timeout, set in the same statement (no extra round trip) and left in
         force for the rest of this transaction; a timeout here means the twin is still running."""
+        return self._claim(KeyClaim(principal, key, fingerprint, f"{int(wait_seconds * 1000)}ms"))
+
+    def _claim(self, claim: KeyClaim) -> tuple[str, int | None, str | None] | None:
         try:
             inserted = self._session.fetch(
                 _CLAIM_SQL,
                 {
-                    "principal": principal,
-                    "key": key,
-                    "fingerprint": fingerprint,
-                    "timeout": f"{int(wait_seconds * 1000)}ms",
+                    "principal": claim.principal,
+                    "key": claim.key,
+                    "fingerprint": claim.fingerprint,
+                    "timeout": claim.wait,
                 },
             )
         except Exception as exc:
@@ -476,12 +559,36 @@ class IdempotencyRepository:
             self._session.now = inserted[0][0]  # created_at = now(), the transaction's time
             return None
         fingerprint, status_code, body = self._session.fetch(
-            _STORED_SQL, {"principal": principal, "key": key}
+            _STORED_SQL, {"principal": claim.principal, "key": claim.key}
         )[0]
         return fingerprint, status_code, body
 
+    def claim_with_next_statement(
+        self,
+        principal: str,
+        key: str,
+        fingerprint: str,
+        *,
+        wait_seconds: float,
+        render: Callable[[Any], tuple[int, str]] | None = None,
+    ) -> None:
+        """Claim the key together with the transaction's next statement instead of in a round trip
+        of its own, when that statement can (wallet_transfer, which also stores the response as
+        `render` makes it); otherwise `claim` runs right before it. A key that belongs to a
+        committed request raises IdempotencyKeyTaken there."""
+        wait = f"{int(wait_seconds * 1000)}ms"
+        self._session.claim_first(KeyClaim(principal, key, fingerprint, wait, render), self._claim_alone)
+
+    def _claim_alone(self, claim: KeyClaim) -> None:
+        stored = self._claim(claim)
+        if stored is not None:
+            raise errors.IdempotencyKeyTaken(stored)
+
     def complete(self, principal: str, key: str, status_code: int, body: str) -> None:
-        """Store the outcome on the key; it is sent with the commit."""
+        """Store the outcome on the key; it is sent with the commit (nothing to send when the
+        statement that made the effect already stored exactly this outcome)."""
+        if self._session.completed == (principal, key, status_code, body):
+            return
         self._session.defer(
             _COMPLETE_SQL,
             {"principal": principal, "key": key, "status_code": status_code, "body": body},

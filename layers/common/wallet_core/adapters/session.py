@@ -4,11 +4,20 @@ compilation, and as few round trips as the transaction's logic allows.
 A unit of work runs on one pooled SQLAlchemy connection; `RawSession` talks to the psycopg connection
 underneath it, so both kinds of statement share one transaction. Two things save round trips:
 
-- BEGIN travels with the transaction's first statement (psycopg's pipeline mode), not on its own;
+- BEGIN travels with the transaction's first statement, in one pipeline, not on its own (psycopg
+  sends its own BEGIN as a round trip of its own, even in a pipeline, so the session sends it itself:
+  psycopg is put in autocommit mode for that transaction only, which keeps it from adding one; the
+  explicit BEGIN makes everything up to COMMIT or ROLLBACK one transaction exactly as before);
 - writes whose result nobody reads before the commit (`defer`) wait, and go out together with the
   next statement or with COMMIT, again in one pipeline. An error in one of them aborts the
   transaction exactly as if it had been sent alone: it is raised by that next statement or by the
-  commit, and nothing of the transaction commits.
+  commit, and nothing of the transaction commits;
+- the idempotency key may be claimed by the transaction's first statement itself (the transfer's
+  server-side function does): `claim_first` registers the claim, a statement that makes it takes it
+  with `take_claim`, and before any other statement the claim runs on its own, as it always did;
+- a statement that is a whole transaction by itself (the transfer: key, effect and response in one
+  call) runs alone (`fetch_alone`): no BEGIN, no COMMIT, one round trip, and no lock held while
+  the network or the client works.
 
 Every statement that is not deferred, raw or through SQLAlchemy (`FlushingConnection`), first sends
 what is pending, so the database always sees the statements in the order the code issued them.
@@ -16,6 +25,8 @@ what is pending, so the database always sees the statements in the order the cod
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,14 +37,32 @@ Params = dict[str, Any]
 _IDLE = 0  # psycopg.pq.TransactionStatus.IDLE; psycopg is loaded by the engine's first connection
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """An idempotency key to claim: who, which key, the request's fingerprint, and how long to wait
+    for a twin request that holds the same key uncommitted (a lock_timeout value, e.g. '5000ms')."""
+
+    principal: str
+    key: str
+    fingerprint: str
+    wait: str
+    # The request's response as the caller will render it from the operation's result, for a
+    # statement that stores it with the key itself (None: the caller completes the key later).
+    render: Callable[[Any], tuple[int, str]] | None = None
+
+
 class RawSession:
     def __init__(self, driver_connection: psycopg.Connection) -> None:
         self._raw = driver_connection
+        self.end()  # a connection left in autocommit by a transaction that broke off
         self._cursor = driver_connection.cursor()
         self._pending: list[tuple[str, Params, bool | None]] = []
         # now() of the transaction (its start), once a statement has returned it: every row the
         # transaction writes with now() carries this time, so a deferred write can be answered for.
         self.now: datetime | None = None
+        self._claim: tuple[KeyClaim, Callable[[KeyClaim], None]] | None = None
+        # (principal, key, status, body) a statement already stored as the key's response
+        self.completed: tuple[str, str, int, str] | None = None
 
     @property
     def connection(self) -> psycopg.Connection:
@@ -42,10 +71,33 @@ class RawSession:
     def _starts_transaction(self) -> bool:
         return self._raw.pgconn.transaction_status == _IDLE
 
+    def claim_first(self, claim: KeyClaim, claim_alone: Callable[[KeyClaim], None]) -> None:
+        """Claim the key with the next statement: that statement takes it (`take_claim`), or else
+        `claim_alone` runs just before it."""
+        self._claim = (claim, claim_alone)
+
+    def take_claim(self) -> KeyClaim | None:
+        """For a statement that claims the key itself: the claim still to make, if any."""
+        claim, self._claim = (self._claim[0] if self._claim else None), None
+        return claim
+
+    def _claim_before(self) -> None:
+        if self._claim is not None:
+            claim, claim_alone = self._claim
+            self._claim = None
+            claim_alone(claim)
+
     def fetch(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
         """Run one statement (after what is pending) and return its rows."""
+        self._claim_before()
         cursor = self._cursor
-        if self._pending or self._starts_transaction():
+        if self._starts_transaction():
+            self._raw.autocommit = True  # psycopg adds no BEGIN of its own; ours goes in the pipeline
+            with self._raw.pipeline():
+                cursor.execute("BEGIN")
+                self._send_pending()
+                cursor.execute(sql, params)
+        elif self._pending:
             with self._raw.pipeline():
                 self._send_pending()
                 cursor.execute(sql, params)
@@ -53,12 +105,29 @@ class RawSession:
             cursor.execute(sql, params)
         return cursor.fetchall()
 
+    def at_start(self) -> bool:
+        """Nothing sent or waiting yet: the next statement would begin the transaction."""
+        return self._starts_transaction() and not self._pending and self._claim is None
+
+    def fetch_alone(self, sql: str, params: Params) -> list[tuple[Any, ...]]:
+        """Run a statement that is a whole transaction by itself (it commits when it succeeds and
+        leaves nothing when it fails), at the start of the unit of work: no BEGIN, no COMMIT.
+        Such a statement stores the request's key with its effect and response, so when the
+        connection breaks under it and the unit of work is run again, the retry finds the key and
+        replays what committed, if anything did."""
+        if not self.at_start():
+            raise RuntimeError("a statement alone must be the unit of work's first")
+        self._raw.autocommit = True
+        self._cursor.execute(sql, params)
+        return self._cursor.fetchall()
+
     def defer(self, sql: str, params: Params, *, prepare: bool | None = None) -> None:
         """Queue a write whose outcome only matters at commit. `prepare=False` plans it afresh every
         time instead of letting psycopg prepare it (see psycopg's `Cursor.execute`)."""
         self._pending.append((sql, params, prepare))
 
     def flush(self) -> None:
+        self._claim_before()
         if self._pending:
             with self._raw.pipeline():
                 self._send_pending()
@@ -66,11 +135,14 @@ class RawSession:
     def commit_pending(self) -> None:
         """Send what is pending and COMMIT in one round trip. The caller still commits its
         SQLAlchemy connection afterwards, which then finds nothing left to do."""
+        self._claim_before()
         if not self._pending:
             return
+        in_transaction = not self._starts_transaction()
         with self._raw.pipeline():
             self._send_pending()
-            self._cursor.execute("COMMIT")
+            if in_transaction:  # else a statement alone already committed: each write commits itself
+                self._cursor.execute("COMMIT")
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -79,7 +151,16 @@ class RawSession:
 
     def discard(self) -> None:
         self._pending.clear()
+        self._claim = None
+        self.completed = None
         self.now = None
+
+    def end(self) -> None:
+        """After the transaction (committed or rolled back): psycopg back out of autocommit, so a
+        statement sent outside of a session starts its transaction as psycopg always does."""
+        raw = self._raw
+        if raw.autocommit and not raw.broken and raw.pgconn.transaction_status == _IDLE:
+            raw.autocommit = False
 
 
 class FlushingConnection:

@@ -93,6 +93,8 @@ class SqlUnitOfWork:
                 connection.info[_LAST_USED] = time.monotonic()
                 with contextlib.suppress(Exception):
                     connection.rollback()  # no-op after commit; the default outcome otherwise
+                    if session is not None:
+                        session.end()
             connection.close()
         if exc is not None:
             if is_disconnect(exc) and not committing:

@@ -137,3 +137,13 @@ class AmountExceedsHoldError(WalletServiceError):
     """The amount is larger than what remains of the hold."""
 
     code = "amount_exceeds_hold"
+
+
+class IdempotencyKeyTaken(Exception):  # not an error of the request: a replay
+    """The request's Idempotency-Key belongs to a request that committed: its stored outcome
+    (fingerprint, status, body) is the answer. Raised by the statement that claimed the key when that
+    was the operation's own first statement; the idempotent executor answers it, nobody else sees it."""
+
+    def __init__(self, stored: tuple[str, int | None, str | None]) -> None:
+        super().__init__("the Idempotency-Key belongs to a committed request")
+        self.stored = stored

@@ -1,8 +1,8 @@
 """Idempotent execution of a command: the key, the effect and the stored response commit together.
 
 Stripe-style keys in PostgreSQL. The first request inserts (principal, key, fingerprint), runs its
-effect and writes its response onto the key row; one commit makes all of it durable, so a crash
-before it leaves nothing and a retry starts afresh. A business rejection rolls its attempt back
+effect and writes its response onto the key row (sent with the COMMIT); one commit makes all of it
+durable, so a crash before it leaves nothing and a retry starts afresh. A business rejection rolls its attempt back
 entirely (whatever it wrote is gone) and is then recorded on the key in a short transaction of its
 own, unless a concurrent twin took the key in between: then the twin's outcome is the one answer.
 """
@@ -73,27 +73,36 @@ def _replay(stored: tuple[str, int | None, str | None], request: IdempotentReque
 
 # Errors that say nothing about the request itself: the attempt is retried or answered as such,
 # never stored as the key's outcome.
-_NOT_AN_OUTCOME = (errors.ConcurrencyConflictError, errors.ServiceUnavailableError, errors.ForbiddenError)
+_NOT_AN_OUTCOME = (
+    errors.ConcurrencyConflictError,
+    errors.ServiceUnavailableError,
+    errors.ForbiddenError,
+    errors.IdempotencyRequestInProgressError,
+)
 
 
 def _attempt(uow, request, operation, render, render_rejection, wait_seconds, /) -> Outcome:
+    # The key is claimed by the operation's first statement: the transfer's server-side function
+    # claims it itself, with the response `render` makes (one round trip for key, locks, rules,
+    # posting and response); for any other operation the claim runs on its own just before that
+    # statement. A key that belongs to a committed
+    # request surfaces as IdempotencyKeyTaken, whichever statement claimed it.
     with uow:
-        stored = uow.idempotency.claim(
-            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
+        uow.idempotency.claim_with_next_statement(
+            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds, render=render
         )
-        if stored is not None:
-            return _replay(stored, request)
         try:
             result = operation(uow)
-        except _NOT_AN_OUTCOME:
-            raise
-        except errors.WalletServiceError as error:
-            rejection = error  # leaving the block rolls back everything the attempt wrote
-        else:
             status, body = render(result)
             uow.idempotency.complete(request.principal, request.key, status, body)
             uow.commit()
             return Outcome(status=status, body=body, replayed=False)
+        except errors.IdempotencyKeyTaken as taken:
+            return _replay(taken.stored, request)
+        except _NOT_AN_OUTCOME:
+            raise
+        except errors.WalletServiceError as error:
+            rejection = error  # leaving the block rolls back everything the attempt wrote
 
     status, body = render_rejection(rejection)
     with uow:

@@ -102,37 +102,49 @@ def transfer(
     currency: str,
     memo: Memo,
 ) -> Transaction:
-    """A non-admin may move money only out of a wallet they own. That is checked in the statement
-    that takes the locks, before any row is locked: a caller cannot queue on, or hold, the lock of a
-    wallet they cannot use. The destination is anyone's, so no detail says anything about it (nor
-    which of the two ids was not found) beyond the contract's error code."""
+    """The transfer's rules, and the order they are checked in, are written once, in the server-side
+    function that applies them: wallet_transfer, migrations/versions/0004_transfer_function.py. It
+    claims the request's key, checks that a non-admin owns the source before locking anything, locks
+    both wallets in id order, checks, posts and stores the response, in one round trip and one
+    transaction that holds no lock while the network or the client works. Here: what each refusal
+    means, as the same domain errors with the same texts as every other movement. The destination is
+    anyone's, so no detail says anything about it (nor which of the two ids was not found)."""
     if source_wallet_id == destination_wallet_id:
         raise errors.SameWalletError()
-    locked = uow.wallets.get_for_update(
-        (source_wallet_id, destination_wallet_id),
-        when_owned_by=None if principal.is_admin else (source_wallet_id, principal.subject),
-    )
-    source, destination = locked.get(source_wallet_id), locked.get(destination_wallet_id)
-    if source is None or destination is None:
-        raise errors.NotFoundError(TRANSFER_WALLET_NOT_FOUND)
-    source.ensure_currency(currency)
-    if destination.currency != currency:
-        raise errors.CurrencyMismatchError(f"The destination wallet does not take {currency}.")
-    source.ensure_can_send()
-    destination.ensure_can_receive()
-    source.ensure_available(amount)
     new = NewTransaction(
         kind=TransactionKind.TRANSFER,
         amount=amount,
         currency=currency,
-        source_wallet_id=source.id,
-        destination_wallet_id=destination.id,
+        source_wallet_id=source_wallet_id,
+        destination_wallet_id=destination_wallet_id,
         reference=memo.reference,
         description=memo.description,
         metadata=memo.metadata,
         created_by=principal.subject,
     )
-    return post(uow, new, [(source, -amount), (destination, amount)])
+    done = uow.ledger.transfer(new, owner=None if principal.is_admin else principal.subject)
+    match done.outcome:
+        case "posted":
+            return done.transaction
+        case "not_found":
+            raise errors.NotFoundError(TRANSFER_WALLET_NOT_FOUND)
+        case "source_currency":
+            raise errors.CurrencyMismatchError(
+                f"Wallet {source_wallet_id} holds {done.source_currency}, the operation is in {currency}."
+            )
+        case "destination_currency":
+            raise errors.CurrencyMismatchError(f"The destination wallet does not take {currency}.")
+        case "source_closed" | "destination_closed":
+            raise errors.WalletClosedError()
+        case "source_frozen":
+            raise errors.WalletFrozenError()
+        case "insufficient_funds":
+            raise errors.InsufficientFundsError(
+                f"Wallet {source_wallet_id} has {done.source_available} available, {amount} is needed."
+            )
+        case "balance_limit_exceeded":
+            raise errors.BalanceLimitExceededError()
+    raise AssertionError(f"wallet_transfer answered an unknown outcome: {done.outcome}")  # pragma: no cover
 
 
 def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: uuid.UUID) -> Transaction:

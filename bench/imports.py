@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tools.bench_workload import LAYER_DIR, TRANSFER_DIR
+from bench.workload import LAYER_DIR, TRANSFER_DIR
 
 NAIVE_STACK = "boto3, sqlalchemy.orm, psycopg, pydantic, aws_lambda_powertools.event_handler"
 

@@ -1,9 +1,9 @@
-"""The transfer side of `make bench`: database preparation and the worker processes.
+"""The handler side of `make bench`: database preparation and the worker processes.
 
 Every worker is one "Lambda container": its own interpreter (multiprocessing 'spawn'), the real
 functions/transfer_create/app.py loaded by file path, its own engine with pool_size 1, and one
-request at a time. The parent talks to each worker over a pipe: ("run", scenario, start, end) and
-("stop",). Nothing here imports the layer in the parent process: migrations, seeding and the load
+request at a time. The parent talks to each worker over a pipe: ("run", scenario, start, end),
+("warm", count, traced) and ("stop",). Nothing here imports the layer in the parent process: migrations, seeding and the load
 all run in spawned children, so the parent's caches (settings, engine) stay untouched.
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import json
 import os
 import random
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -43,7 +45,7 @@ INGEST = "ingest"
 # redeliveries of events already sent (at-least-once delivery), each batch one handler call.
 BATCH_SIZE = 100
 DUPLICATE_SHARE = 0.1
-PROVIDER = "bench-bank"
+PROVIDER = "acme-pay"  # an accepted provider (WALLET_PROVIDERS default)
 
 
 class Container:
@@ -315,6 +317,66 @@ def run_window(
     return result
 
 
+@dataclass
+class WarmResult:
+    """One container's transfers back to back with nothing else running: the handler's own cost."""
+
+    statuses: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0  # this process's CPU over all `count` calls
+    round_trips: float = 0.0  # client/server turns per call, from libpq's protocol trace
+
+
+def warm_run(
+    handler: Any, events: TransferEvents, wallet_ids: list[str], count: int, traced: int, rng: random.Random
+) -> WarmResult:
+    """`count` transfers one after another (events built beforehand, so only the handler is timed),
+    then `traced` more with libpq's protocol trace on, to count round trips."""
+
+    def build(n: int) -> list[dict[str, Any]]:
+        pairs = [pick_pair(rng, len(wallet_ids), UNIFORM) for _ in range(n)]
+        return [events.transfer(wallet_ids[s], wallet_ids[d], rng.randint(1, MAX_TRANSFER)) for s, d in pairs]
+
+    result = WarmResult()
+    prepared = build(count)
+    cpu_start = time.process_time()
+    for event in prepared:
+        began = time.perf_counter()
+        response = handler(event)
+        result.latencies_ms.append((time.perf_counter() - began) * 1000)
+        result.statuses[response["statusCode"]] += 1
+    result.cpu_seconds = time.process_time() - cpu_start
+    traced_events = iter(build(traced))
+    result.round_trips = count_round_trips(lambda: handler(next(traced_events)), traced)
+    return result
+
+
+def count_round_trips(call: Any, times: int) -> float:
+    """Round trips per call: libpq logs every protocol message it sends (F) and receives (B); each
+    switch from sending to receiving is one wait for the server, however many statements a
+    pipeline carried. Reads the connection of the container's engine (pool_size 1: the one every
+    call uses)."""
+    from psycopg.pq import Trace
+
+    from wallet_core.adapters.db import get_engine
+
+    with get_engine().connect() as connection:
+        pgconn = connection.connection.driver_connection.pgconn
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(os.dup(trace.fileno()))  # libpq gets its own descriptor (it never closes it)
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            for _ in range(times):
+                call()
+        finally:
+            pgconn.untrace()  # flushes the trace
+        trace.seek(0)
+        lines = trace.read().decode(errors="replace").splitlines()
+    directions = [line[:1] for line in lines if line[:1] in ("F", "B")]
+    turns = sum(1 for pair in itertools.pairwise(directions) if pair == ("F", "B"))
+    return turns / times if times else 0.0
+
+
 def ingest_window(handler: Any, batches: DepositBatches, start: float, end: float) -> RunResult:
     """Hand the ingestion handler one batch after another from `start` until `end`; the batch under
     way at `end` is finished and counted, and the worker's rate is its events over its own time."""
@@ -403,6 +465,10 @@ def worker_main(index: int, database_url: str, wallet_ids: list[str], channel: C
             command = channel.recv()
             if command[0] == "stop":
                 break
+            if command[0] == "warm":
+                _, count, traced = command
+                channel.send(("result", warm_run(handler, events, wallet_ids, count, traced, rng)))
+                continue
             _, scenario, start, end = command
             channel.send(("result", run_window(handler, events, wallet_ids, scenario, start, end, rng)))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):

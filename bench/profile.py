@@ -1,4 +1,4 @@
-"""Where a transfer's time goes: `python -m tools.bench_profile [--transfers 2000]`.
+"""Where a transfer's time goes: `python -m bench.profile [--transfers 2000]`.
 
 One "container" (this process, pool_size 1, no concurrency) against a fresh embedded PostgreSQL:
 - round trips per transfer, counted twice: on the client (SQLAlchemy events plus the pre-ping) and on
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from multiprocessing import Pipe
 from typing import Any
 
+from bench.workload import UNIFORM, Container, TransferEvents, pick_pair, prepare_database
 from tools import pgserver
-from tools.bench_workload import UNIFORM, Container, TransferEvents, pick_pair, prepare_database
 
 
 def _package(filename: str) -> str:
@@ -183,7 +183,7 @@ def profile(transfers: int, server: pgserver.EmbeddedPostgres) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_profile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--transfers", type=int, default=2000)
     args = parser.parse_args(argv)
     server = pgserver.temporary()

@@ -1,18 +1,24 @@
-"""`make bench`: pgbench's tpcb-like against the real transfer handler, side by side, on one server.
+"""`make bench`: what bounds a deployment, measured in one run on one server.
 
-    python -m tools.bench [--duration 20] [--clients 8] [--wallets 1000] [--durable]
+    python -m bench [--duration 20] [--clients 8] [--wallets 1000] [--durable]
 
-1. pgbench's built-in tpcb-like script (8 clients, 2 threads) on a database of its own.
+In AWS the handlers run in Lambda and scale out; the database does not. So the main figures are the
+database server's CPU per committed transaction, with PostgreSQL pinned to one CPU and every client
+(pgbench, the handler workers) on the others, so neither steals the other's CPU:
+
+1. pgbench's built-in tpcb-like script (8 clients) on a database of its own: the yardstick.
 2. POST /v1/transfers through functions/transfer_create/app.py, one worker process per client, each
    like a Lambda container (own interpreter, own engine, pool_size 1), random wallet pairs.
 3. The same with every transfer into or out of one hot wallet.
 4. SQS batches of 100 deposit.settled records (10% redeliveries) through
-   functions/ingest_events/app.py, one worker process per client: events applied per second.
-5. Cold import of the handler module against the naive stack (fresh interpreters, interleaved).
+   functions/ingest_events/app.py: server CPU per provider event applied.
+5. One warm container alone: client CPU, p50/p99 latency and round trips per transfer.
+6. Cold import of the handler module against the naive stack (fresh interpreters, interleaved).
 
 The server is a fresh embedded PostgreSQL (stopped at the end), or the one DATABASE_URL names: then
-the bench creates its databases there and drops them afterwards. It is a measurement, not a test:
-it exits 0 whether the ratios meet their targets or not (non-zero only if it could not measure).
+the bench creates its databases there and drops them afterwards, and cannot pin it (its CPU is not
+measured either). It is a measurement, not a test: it exits 0 whether the figures meet their targets
+or not (non-zero only if it could not measure). Every figure is printed next to its target (issue 12).
 """
 
 from __future__ import annotations
@@ -34,10 +40,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from tools import pgserver
-from tools.bench_imports import ImportLine, ImportTimes, handler_importtime, measure_imports, self_by_package
-from tools.bench_imports import top_cumulative as top_imports
-from tools.bench_workload import (
+from bench.imports import ImportLine, ImportTimes, handler_importtime, measure_imports, self_by_package
+from bench.imports import top_cumulative as top_imports
+from bench.workload import (
     BATCH_SIZE,
     DUPLICATE_SHARE,
     HOT,
@@ -45,15 +50,34 @@ from tools.bench_workload import (
     LEDGER_CHECK_SQL,
     UNIFORM,
     RunResult,
+    WarmResult,
     ingest_worker_main,
     prepare_database,
     worker_main,
 )
+from tools import pgserver
 
-TRANSFER_TARGET = 0.5
-HOT_TARGET = 0.4
-INGEST_TARGET = 0.5
-IMPORT_TARGET = 0.6
+# Targets (issue 12). Ratios of server CPU per transaction: tpcb-like's / ours (higher is better).
+TRANSFER_TARGET = 0.8
+TRANSFER_MILESTONE = 0.65
+HOT_TARGET = 0.6
+INGEST_TARGET = 1.0
+CLIENT_CPU_TODAY_MS = 1.13  # warm client CPU per transfer when issue 12 was filed
+CLIENT_CPU_TARGET_MS = CLIENT_CPU_TODAY_MS / 2
+ROUND_TRIPS_TARGET = 2  # the issue asks for two or fewer
+IMPORT_TARGET = 0.5
+# What issue 12 measured before this work (same method), for the "before" column.
+BEFORE = {
+    "pgbench_ms": 0.455,
+    "transfer_ms": 0.923,
+    "transfer_ratio": 0.49,
+    "hot_ms": 1.302,
+    "hot_ratio": 0.35,
+    "client_ms": 1.13,
+    "p50_ms": 1.70,
+    "round_trips": 3.0,
+    "import_ratio": 0.80,
+}
 
 DatabaseFactory = Callable[[str], str]  # prefix -> SQLAlchemy URL of a new, empty database
 
@@ -66,6 +90,8 @@ class Options:
     scale: int = 8
     wallets: int = 1000
     import_runs: int = 5
+    warm_transfers: int = 1000
+    traced_transfers: int = 20
     setup_timeout: float = 120.0
 
 
@@ -108,6 +134,37 @@ def _server_cpu_seconds(postmaster_pid: int | None) -> float | None:
         elif ppid == postmaster_pid:
             total += int(values[11]) + int(values[12])
     return total / _clock_ticks()
+
+
+def _server_pids(postmaster_pid: int) -> list[int]:
+    pids = [postmaster_pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    raw = stat.read()
+            except OSError:
+                continue
+            if int(raw[raw.rindex(")") + 2 :].split()[1]) == postmaster_pid:
+                pids.append(int(entry))
+    return pids
+
+
+def separate_cpus(postmaster_pid: int | None) -> str:
+    """Pin PostgreSQL (the postmaster and its children; backends forked later inherit it) to the
+    first CPU this process may use and this process (so every client it starts) to the others.
+    Returns how the CPUs were split, for the report."""
+    if postmaster_pid is None or not hasattr(os, "sched_setaffinity"):
+        return "CPUs not separated (external server, or no sched_setaffinity): server CPU not measured"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "CPUs not separated (one CPU): server and clients share it"
+    server, clients = {cpus[0]}, set(cpus[1:])
+    for pid in _server_pids(postmaster_pid):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, server)
+    os.sched_setaffinity(0, clients)
+    return f"PostgreSQL pinned to CPU {cpus[0]}, clients to CPU {','.join(map(str, sorted(clients)))}"
 
 
 @dataclass
@@ -217,6 +274,7 @@ def pgbench_run(
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with cpu_window(postmaster_pid) as cpu:
         done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+        time.sleep(0.5)  # pgbench's backends are exiting: their CPU is read once they are reaped
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = parse_pgbench(done.stdout)
     cpu.client_seconds = (children_after.ru_utime + children_after.ru_stime) - (
@@ -378,6 +436,17 @@ class TransferWorkers:
         total.cpu = cpu
         return total
 
+    def warm(self, count: int, traced: int, *, timeout: float = 300) -> WarmResult:
+        """The first worker alone (the others wait): `count` transfers back to back, then `traced`."""
+        channel = self._channels[0]
+        channel.send(("warm", count, traced))
+        if not channel.poll(timeout):
+            raise RuntimeError(f"the warm run did not finish within {timeout:.0f} s")
+        reply = channel.recv()
+        if reply[0] == "error":
+            raise RuntimeError(reply[1])
+        return reply[1]
+
     def close(self) -> None:
         for channel in self._channels:
             with contextlib.suppress(OSError, ValueError):
@@ -454,6 +523,7 @@ class BenchResult:
     pgbench: PgbenchResult
     uniform: TransferResult
     hot: TransferResult
+    warm: WarmResult
     imports: ImportTimes
     import_lines: list[ImportLine]
     started: WorkerStart
@@ -461,6 +531,45 @@ class BenchResult:
     ingest: IngestResult
     ingest_started: WorkerStart
 
+    # Server CPU per committed transaction, in ms (None when the server's CPU is not visible).
+    @property
+    def pgbench_server_ms(self) -> float | None:
+        return _per_txn_ms(self.pgbench.cpu.server_seconds, self.pgbench.transactions or 0)
+
+    @property
+    def transfer_server_ms(self) -> float | None:
+        return _per_txn_ms(self.uniform.cpu.server_seconds, self.uniform.ok)
+
+    @property
+    def hot_server_ms(self) -> float | None:
+        return _per_txn_ms(self.hot.cpu.server_seconds, self.hot.ok)
+
+    @property
+    def ingest_server_ms(self) -> float | None:
+        return _per_txn_ms(self.ingest.cpu.server_seconds, self.ingest.events)
+
+    # Database cost ratios: tpcb-like's server CPU per transaction / ours (1.0 = as cheap as tpcb).
+    @property
+    def transfer_cost_ratio(self) -> float | None:
+        return _ratio(self.pgbench_server_ms, self.transfer_server_ms)
+
+    @property
+    def hot_cost_ratio(self) -> float | None:
+        return _ratio(self.pgbench_server_ms, self.hot_server_ms)
+
+    @property
+    def ingest_cost_ratio(self) -> float | None:
+        return _ratio(self.pgbench_server_ms, self.ingest_server_ms)
+
+    @property
+    def warm_client_ms(self) -> float:
+        return self.warm.cpu_seconds / max(1, len(self.warm.latencies_ms)) * 1000
+
+    def warm_latency(self, quantile: float) -> float:
+        ordered = sorted(self.warm.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+    # The end-to-end figure of earlier benches: throughput, clients and server together.
     @property
     def transfer_ratio(self) -> float:
         return self.uniform.tps / self.pgbench.tps
@@ -476,6 +585,18 @@ class BenchResult:
     @property
     def import_ratio(self) -> float:
         return self.imports.ratio
+
+
+def _per_txn_ms(seconds: float | None, transactions: float) -> float | None:
+    if seconds is None or transactions <= 0:
+        return None
+    return seconds / transactions * 1000
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
 
 
 def run_bench(
@@ -514,6 +635,10 @@ def run_bench(
         uniform = workers.run(UNIFORM, options.duration, postmaster_pid)
         log(f"transfers, one hot wallet: {options.duration:g} s")
         hot = workers.run(HOT, options.duration, postmaster_pid)
+        log(
+            f"one warm container alone: {options.warm_transfers} transfers, {options.traced_transfers} traced"
+        )
+        warm = workers.warm(options.warm_transfers, options.traced_transfers)
 
     log(
         f"ingestion: {options.clients} SQS handler workers, batches of {BATCH_SIZE} deposit.settled "
@@ -527,6 +652,7 @@ def run_bench(
         pgbench=pgbench,
         uniform=uniform,
         hot=hot,
+        warm=warm,
         imports=imports,
         import_lines=import_lines,
         started=started,
@@ -544,32 +670,131 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _per_txn_ms(seconds: float | None, transactions: float) -> str:
-    if seconds is None or transactions <= 0:
-        return "-"
-    return f"{seconds / transactions * 1000:.2f}"
-
-
-def _verdict(ratio: float, target: float, *, at_most: bool = False) -> str:
-    met = ratio <= target if at_most else ratio >= target
+def _verdict(value: float | None, target: float, *, at_most: bool = False) -> str:
+    if value is None:
+        return "NOT MEASURED"
+    met = value <= target if at_most else value >= target
     return "PASS" if met else "BELOW TARGET"
+
+
+def _per_second(ms: float | None) -> str:
+    return "-" if not ms else f"{1000 / ms:,.0f}/s"
+
+
+def summary(result: BenchResult) -> list[tuple[str, str, str, str, str]]:
+    """The figures of issue 12: (figure, measured, target, verdict, before)."""
+    r, b = result, BEFORE
+    return [
+        (
+            "server CPU per pgbench tpcb-like txn",
+            f"{_fmt(r.pgbench_server_ms, '.3f')} ms",
+            "-",
+            "",
+            f"{b['pgbench_ms']} ms",
+        ),
+        (
+            "server CPU per transfer (handler)",
+            f"{_fmt(r.transfer_server_ms, '.3f')} ms",
+            "-",
+            "",
+            f"{b['transfer_ms']} ms",
+        ),
+        (
+            "  tpcb / transfer",
+            _fmt(r.transfer_cost_ratio, ".2f"),
+            f">= {TRANSFER_TARGET} ({TRANSFER_MILESTONE} first)",
+            _verdict(r.transfer_cost_ratio, TRANSFER_TARGET)
+            + (
+                ""
+                if (r.transfer_cost_ratio or 0) >= TRANSFER_TARGET
+                or (r.transfer_cost_ratio or 0) < TRANSFER_MILESTONE
+                else " (milestone met)"
+            ),
+            str(b["transfer_ratio"]),
+        ),
+        (
+            "server CPU per transfer, one hot wallet",
+            f"{_fmt(r.hot_server_ms, '.3f')} ms",
+            "-",
+            "",
+            f"{b['hot_ms']} ms",
+        ),
+        (
+            "  tpcb / hot-wallet transfer",
+            _fmt(r.hot_cost_ratio, ".2f"),
+            f">= {HOT_TARGET}",
+            _verdict(r.hot_cost_ratio, HOT_TARGET),
+            str(b["hot_ratio"]),
+        ),
+        ("server CPU per provider event applied", f"{_fmt(r.ingest_server_ms, '.3f')} ms", "-", "", "-"),
+        (
+            "  tpcb / event",
+            _fmt(r.ingest_cost_ratio, ".2f"),
+            f">= {INGEST_TARGET}",
+            _verdict(r.ingest_cost_ratio, INGEST_TARGET),
+            "-",
+        ),
+        (
+            "warm client CPU per transfer, alone",
+            f"{r.warm_client_ms:.3f} ms",
+            f"<= {CLIENT_CPU_TARGET_MS:.3f} ms",
+            _verdict(r.warm_client_ms, CLIENT_CPU_TARGET_MS, at_most=True),
+            f"{b['client_ms']} ms",
+        ),
+        (
+            "  latency p50 / p99",
+            f"{r.warm_latency(0.5):.2f} / {r.warm_latency(0.99):.2f} ms",
+            "-",
+            "",
+            f"{b['p50_ms']} / - ms",
+        ),
+        (
+            "  round trips per transfer",
+            f"{r.warm.round_trips:.1f}",
+            f"<= {ROUND_TRIPS_TARGET}",
+            _verdict(r.warm.round_trips, ROUND_TRIPS_TARGET, at_most=True),
+            f"{b['round_trips']:.0f}",
+        ),
+        (
+            "cold import, handler / naive stack",
+            f"{r.import_ratio:.2f}",
+            f"<= {IMPORT_TARGET}",
+            _verdict(r.import_ratio, IMPORT_TARGET, at_most=True),
+            str(b["import_ratio"]),
+        ),
+    ]
 
 
 def report(result: BenchResult) -> str:
     o = result.options
     lines = [
-        f"== wallet bench: {o.duration:g} s per run, {o.clients} clients, {result.server} ==",
+        f"== wallet bench: {o.duration:g} s per run, {o.clients} clients; {result.server} ==",
+        "",
+        f"{'figure':<42}{'measured':>16}  {'target':<24}{'verdict':<30}{'before (issue 12)':>18}",
+    ]
+    for figure, measured, target, verdict, before in summary(result):
+        lines.append(f"{figure:<42}{measured:>16}  {target:<24}{verdict:<30}{before:>18}")
+    lines += [
+        "",
+        "what it means for a deployment: one database vCPU, busy with nothing else, commits about "
+        f"{_per_second(result.transfer_server_ms)} transfers",
+        f"  ({_per_second(result.hot_server_ms)} when one wallet is in every transfer; "
+        f"{_per_second(result.ingest_server_ms)} provider events; tpcb-like {_per_second(result.pgbench_server_ms)});",
+        "  the handlers scale out in Lambda, the database does not. Client CPU is what a Lambda"
+        " invocation bills;",
+        "  round trips are what each request waits for on top (about 0.3-1 ms each within one AZ).",
         "",
         f"{'run':<26}{'tps':>10}{'lat avg':>9}{'p50':>8}{'p99':>8}{'ok txns':>9}{'other':>7}"
         f"{'CPU busy':>10}{'server ms/txn':>15}{'client ms/txn':>15}",
     ]
     pg = result.pgbench
-    pg_txns = pg.tps * o.duration
+    pg_txns = pg.transactions or 0
     lines.append(
         f"{'pgbench tpcb-like':<26}{pg.tps:>10.1f}{_fmt(pg.latency_ms, '.2f'):>9}{'-':>8}{'-':>8}"
         f"{_fmt(pg.transactions, 'd'):>9}{_fmt(pg.failed, 'd'):>7}"
         f"{_fmt(None if pg.cpu.machine_busy is None else pg.cpu.machine_busy * 100, '.0f') + '%':>10}"
-        f"{_per_txn_ms(pg.cpu.server_seconds, pg_txns):>15}{_per_txn_ms(pg.cpu.client_seconds, pg_txns):>15}"
+        f"{_fmt(_per_txn_ms(pg.cpu.server_seconds, pg_txns), '.3f'):>15}"
+        f"{_fmt(_per_txn_ms(pg.cpu.client_seconds, pg_txns), '.3f'):>15}"
     )
     for label, run in (("transfer (random pairs)", result.uniform), ("transfer (hot wallet #0)", result.hot)):
         others = sum(count for status, count in run.statuses.items() if status != 201)
@@ -577,7 +802,8 @@ def report(result: BenchResult) -> str:
         lines.append(
             f"{label:<26}{run.tps:>10.1f}{_fmt(run.latency_mean, '.2f'):>9}{_fmt(run.latency(0.5), '.2f'):>8}"
             f"{_fmt(run.latency(0.99), '.2f'):>8}{run.ok:>9}{others:>7}{_fmt(busy, '.0f') + '%':>10}"
-            f"{_per_txn_ms(run.cpu.server_seconds, run.ok):>15}{_per_txn_ms(run.cpu.client_seconds, run.ok):>15}"
+            f"{_fmt(_per_txn_ms(run.cpu.server_seconds, run.ok), '.3f'):>15}"
+            f"{_fmt(_per_txn_ms(run.cpu.client_seconds, run.ok), '.3f'):>15}"
         )
     ing = result.ingest
     busy = None if ing.cpu.machine_busy is None else ing.cpu.machine_busy * 100
@@ -585,7 +811,8 @@ def report(result: BenchResult) -> str:
     lines.append(
         f"{'ingest (events applied)':<26}{ing.eps:>10.1f}{'-':>9}{'-':>8}{'-':>8}{ing.events:>9}"
         f"{ing.failed_records:>7}{_fmt(busy, '.0f') + '%':>10}"
-        f"{_per_txn_ms(ing.cpu.server_seconds, ing.events):>15}{_per_txn_ms(ing.cpu.client_seconds, ing.events):>15}"
+        f"{_fmt(_per_txn_ms(ing.cpu.server_seconds, ing.events), '.3f'):>15}"
+        f"{_fmt(_per_txn_ms(ing.cpu.client_seconds, ing.events), '.3f'):>15}"
     )
     lines += [
         "  (latencies in ms; transfer latency = handler call only; 'other' = failed pgbench transactions",
@@ -597,28 +824,25 @@ def report(result: BenchResult) -> str:
         lines.append(f"  statuses, {label}: {statuses or 'none'}")
         for status, problem in sorted(run.problems.items()):
             lines.append(f"    {status} e.g. {problem}")
+    warm_statuses = ", ".join(f"{status}: {count}" for status, count in sorted(result.warm.statuses.items()))
     s = result.started
     lines += [
+        f"  warm container alone: {len(result.warm.latencies_ms)} transfers ({warm_statuses}), round trips"
+        f" counted on {o.traced_transfers} more from libpq's protocol trace",
         f"  worker cold start (median of {len(s.import_ms)}, CPUs shared by all): handler import "
         f"{statistics.median(s.import_ms):.0f} ms, first request {statistics.median(s.first_request_ms):.0f} ms",
         f"  ledger after the runs: {result.ledger}",
         f"  ingestion: {ing.batches} batches of {BATCH_SIZE} records ({DUPLICATE_SHARE:.0%} redeliveries), "
         f"mean {_fmt(batch_mean, '.0f')} ms per batch, {ing.records} records, {ing.failed_records} left for "
-        "redelivery ('other'); events/s = each worker's new events over its own time to its last batch, summed",
-        "  ingestion batching: every record is its own transaction today (claim, read, lock, post + mark"
-        " applied, commit);",
-        "   applying k records per transaction would spend one BEGIN/COMMIT and one lock round trip per batch",
-        "   instead of per record (roughly 2 of ~5 round trips and most commit work per event: expect ~1.3-1.6x",
-        "   at k = 10), at the price of a savepoint per record so one bad record does not undo its neighbours",
+        "redelivery ('other')",
         "",
         f"cold import, fresh `python -I` each, perf_counter around the import, {len(result.imports.handler_seconds)}"
         " runs interleaved:",
         f"{'':<34}{'median ms':>10}{'best ms':>10}",
         f"{'transfer_create handler module':<34}{result.imports.handler_ms:>10.1f}{result.imports.handler_best_ms:>10.1f}",
         f"{'naive stack':<34}{result.imports.naive_ms:>10.1f}{result.imports.naive_best_ms:>10.1f}",
-        "  naive stack = import boto3, sqlalchemy.orm, psycopg, pydantic, aws_lambda_powertools.event_handler",
-        "  the ratio compares the best runs (noise only adds time); the handler module does not import",
-        "  psycopg: SQLAlchemy loads it on the first request, which pays it (see worker cold start)",
+        "  naive stack = import boto3, sqlalchemy.orm, psycopg, pydantic, aws_lambda_powertools.event_handler;",
+        "  the ratio compares the best runs (noise only adds time)",
         "",
         "top 10 modules by cumulative import time (handler, -X importtime, which inflates times):",
     ]
@@ -629,23 +853,12 @@ def report(result: BenchResult) -> str:
         "self time by top-level package (top 8): "
         + ", ".join(f"{name} {us / 1000:.0f} ms" for name, us, _ in packages[:8])
     )
-    self_ms = {name: us / 1000 for name, us, _ in packages}
-    heavy = ("boto3", "botocore", "alembic", "psycopg", "sqlalchemy", "pydantic", "asyncio")
-    lines.append(
-        "heavy packages, self ms at handler import: "
-        + ", ".join(f"{name} {self_ms[name]:.1f}" if name in self_ms else f"{name} -" for name in heavy)
-        + "  (- = not imported)"
-    )
     lines += [
         "",
-        f"transfer_tps / pgbench_tps = {result.transfer_ratio:.2f} (target >= {TRANSFER_TARGET})  "
-        f"{_verdict(result.transfer_ratio, TRANSFER_TARGET)}",
-        f"hot_wallet_tps / pgbench_tps = {result.hot_ratio:.2f} (target >= {HOT_TARGET})  "
-        f"{_verdict(result.hot_ratio, HOT_TARGET)}",
-        f"ingest_events_per_s / pgbench_tps = {result.ingest_ratio:.2f} (target >= {INGEST_TARGET})  "
-        f"{_verdict(result.ingest_ratio, INGEST_TARGET)}",
-        f"handler_import / naive_import = {result.import_ratio:.2f} (target <= {IMPORT_TARGET})  "
-        f"{_verdict(result.import_ratio, IMPORT_TARGET, at_most=True)}",
+        "end-to-end throughput (the figure of earlier benches: handler workers and PostgreSQL each on",
+        " their own CPUs here, so it mostly measures the Python workers' CPU, not the database):",
+        f"  transfer_tps / pgbench_tps = {result.transfer_ratio:.2f}, hot_wallet_tps / pgbench_tps = "
+        f"{result.hot_ratio:.2f}, ingest_events_per_s / pgbench_tps = {result.ingest_ratio:.2f}",
     ]
     return "\n".join(lines)
 
@@ -691,7 +904,7 @@ def _positive_seconds(value: str) -> float:
 
 
 def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--duration",
         type=_positive_seconds,
@@ -703,6 +916,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--scale", type=int, default=8, help="pgbench -i scale factor (8)")
     parser.add_argument("--wallets", type=int, default=1000, help="funded wallets for the transfers (1000)")
     parser.add_argument("--import-runs", type=int, default=5, help="fresh interpreters per import figure (5)")
+    parser.add_argument(
+        "--warm-transfers", type=int, default=1000, help="transfers of the warm container alone (1000)"
+    )
     parser.add_argument(
         "--durable",
         action="store_true",
@@ -716,6 +932,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
         scale=args.scale,
         wallets=args.wallets,
         import_runs=args.import_runs,
+        warm_transfers=args.warm_transfers,
     )
     return options, args.durable
 
@@ -740,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
             embedded = pgserver.temporary(fast_and_unsafe=not durable)
             create, pid = embedded.create_database, embedded.pid()
             mode = "fsync on" if durable else "fsync/synchronous_commit off"
-            server = f"embedded PostgreSQL ({mode}), {os.cpu_count()} CPUs shared with the clients"
+            server = f"embedded PostgreSQL ({mode}), {separate_cpus(pid)}"
 
         def create_database(prefix: str) -> str:
             if embedded is not None:
