@@ -228,6 +228,9 @@ $$
 def upgrade() -> None:
     op.execute(RELEASE_DUE_HOLDS)
     op.execute(TRANSFER)
+    # A refused transfer takes back the key it claimed (the refusal is stored after it): the
+    # application role may delete idempotency keys, never ledger rows (0003's grants).
+    op.execute("GRANT DELETE ON idempotency_keys TO wallet_app")
     # Two indexes that every transfer wrote for nothing: its entries have no system account and the
     # transaction reverses nothing, and NULLs are never looked up nor ever conflict. Partial, they
     # cost a transfer three index insertions fewer (of fourteen; about 7% of its WAL) and guarantee
@@ -250,6 +253,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("REVOKE DELETE ON idempotency_keys FROM wallet_app")
     op.drop_index("transactions_reversed_once", table_name="transactions")
     op.create_unique_constraint("transactions_reversed_once", "transactions", ["reverses_transaction_id"])
     op.drop_index("entries_system_account_idx", table_name="entries")
