@@ -117,12 +117,13 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
         "--parameter",
         "ProviderEventsMaxReceiveCount=2",
     ]
+    stderr_log = tmp_path / "stderr.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "tools.local_runtime", *fast_redrive, "run", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr_log.open("w"),  # a file, never a pipe nobody reads: its log explains a failure
         text=True,
     )
     output = Output(process.stdout)
@@ -131,7 +132,7 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
     try:
         deadline = time.monotonic() + START_DEADLINE
         while output.value("export ADMIN_TOKEN=") is None and time.monotonic() < deadline:
-            assert process.poll() is None, "\n".join(output.lines)
+            assert process.poll() is None, "\n".join(output.lines) + stderr_log.read_text()[-3000:]
             time.sleep(0.1)
         user, admin = output.value("export USER_TOKEN="), output.value("export ADMIN_TOKEN=")
         assert user, "\n".join(output.lines)
