@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
 
+from wallet_core.adapters.repositories import IdempotencyRepository
 from wallet_core.domain import errors
 
 T = TypeVar("T")
@@ -21,10 +23,12 @@ MAX_ATTEMPTS = 5
 
 
 class IdempotentUnitOfWork(Protocol):
-    idempotency: object
+    idempotency: IdempotencyRepository
 
-    def __enter__(self) -> IdempotentUnitOfWork: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> None: ...
     def commit(self) -> None: ...
 
 
@@ -76,7 +80,15 @@ def _replay(stored: tuple[str, int | None, str | None], request: IdempotentReque
 _NOT_AN_OUTCOME = (errors.ConcurrencyConflictError, errors.ServiceUnavailableError, errors.ForbiddenError)
 
 
-def _attempt(uow, request, operation, render, render_rejection, wait_seconds, /) -> Outcome:
+def _attempt(
+    uow: IdempotentUnitOfWork,
+    request: IdempotentRequest,
+    operation: Callable[[IdempotentUnitOfWork], T],
+    render: Callable[[T], tuple[int, str]],
+    render_rejection: Callable[[errors.WalletServiceError], tuple[int, str]],
+    wait_seconds: float,
+    /,
+) -> Outcome:
     with uow:
         stored = uow.idempotency.claim(
             request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
