@@ -15,7 +15,7 @@ FUZZ_MAX_TIME ?= 75
 help:
 	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
-	@echo "make lint        ruff check, ruff format --check, bandit"
+	@echo "make lint        ruff check, ruff format --check, bandit, mypy (make typecheck)"
 	@echo "make test-unit   the tests that need no database (quick)"
 	@echo "make expand-contract   the previous release's handlers on this commit's schema"
 	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools)"
@@ -58,6 +58,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/bandit -q -c pyproject.toml -r layers functions migrations tools bench
+	$(MAKE) --no-print-directory typecheck
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure $(PYTEST_ARGS)

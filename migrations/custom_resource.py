@@ -79,7 +79,8 @@ def physical_resource_id(event: dict[str, Any]) -> str:
     """Stable for the life of the resource: CloudFormation never sees a replacement, so it never
     sends a Delete for a previous id."""
     if event.get("PhysicalResourceId"):
-        return event["PhysicalResourceId"]
+        physical_id: str = event["PhysicalResourceId"]
+        return physical_id
     stack_id = str(event.get("StackId", ""))
     # arn:aws:cloudformation:<region>:<account>:stack/<stack name>/<guid>
     parts = stack_id.rsplit(":", maxsplit=1)[-1].split("/")
@@ -172,7 +173,7 @@ def _seconds_before_deadline(context: Any, properties: dict[str, Any]) -> float:
     The ServiceTimeout clock started when CloudFormation sent the request, a little before this
     invocation began (or long before, for a retry): counting it from now is the best available
     estimate, and the watchdog's margin absorbs the usual queueing delay."""
-    remaining = context.get_remaining_time_in_millis() / 1000.0
+    remaining: float = context.get_remaining_time_in_millis() / 1000.0
     try:
         service_timeout = float(properties.get("ServiceTimeout") or 0)
     except (TypeError, ValueError):

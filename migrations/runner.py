@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -105,7 +106,7 @@ END $$
 """
 
 
-def app_login_secret() -> dict | None:
+def app_login_secret() -> dict[str, Any] | None:
     """The application's login from APP_DATABASE_SECRET_ARN, read straight from Secrets Manager."""
     secret_arn = os.environ.get("APP_DATABASE_SECRET_ARN")
     if not secret_arn:
@@ -113,10 +114,11 @@ def app_login_secret() -> dict | None:
     import boto3
 
     response = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)
-    return json.loads(response["SecretString"])
+    secret: dict[str, Any] = json.loads(response["SecretString"])
+    return secret
 
 
-def ensure_app_login(database_url: str, secret: dict | None = None) -> str | None:
+def ensure_app_login(database_url: str, secret: dict[str, Any] | None = None) -> str | None:
     """Create or update the application's login role (a member of wallet_app, nothing more).
     Returns its name, or None when no app secret is configured."""
     secret = secret if secret is not None else app_login_secret()
@@ -136,7 +138,8 @@ def ensure_app_login(database_url: str, secret: dict | None = None) -> str | Non
         )
         connection.execute(text(_ENSURE_APP_LOGIN_SQL))
         connection.commit()
-    return secret["username"]
+    login: str = secret["username"]
+    return login
 
 
 def upgrade_to_head(database_url: str) -> str | None:

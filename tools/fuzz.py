@@ -147,7 +147,7 @@ def schemathesis_command(
 
 def _templates() -> list[tuple[str, str, re.Pattern[str]]]:
     document = json.loads(DOCUMENT.read_text())
-    templates = []
+    templates: list[tuple[str, str, re.Pattern[str]]] = []
     for path, item in document["paths"].items():
         pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]*", re.escape(path)) + "$")
         templates.extend((method.upper(), path, pattern) for method in item)

@@ -241,6 +241,7 @@ def _integral(value: Any) -> Any:
 
 def build_document(template_path: Path = TEMPLATE) -> dict[str, Any]:
     from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+    from aws_lambda_powertools.event_handler.openapi.models import Tag
 
     template, by_function = http_functions(template_path)
     merge = OpenAPIMerge(
@@ -249,8 +250,10 @@ def build_document(template_path: Path = TEMPLATE) -> dict[str, Any]:
         openapi_version="3.1.0",
         summary=SUMMARY,
         description=DESCRIPTION,
-        tags=TAGS,
-        security_schemes=SECURITY_SCHEMES,
+        tags=[Tag(name=tag["name"], description=tag["description"]) for tag in TAGS],
+        # OpenAPIMerge copies the schemes into the document as they are (`securitySchemes.update` in
+        # its merge.py), so it needs their JSON form, not the models its signature names.
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]  # JSON copied as-is, see above
         on_conflict="error",
     )
     auth: dict[tuple[str, str], bool] = {}

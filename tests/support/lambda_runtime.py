@@ -58,6 +58,8 @@ def load_handler(code_dir: str, handler: str = "app.handler"):
         module = sys.modules.get(unique)
         if module is None:
             spec = importlib.util.spec_from_file_location(unique, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"no handler module at {path}")
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             sys.modules[unique] = module

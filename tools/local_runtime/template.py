@@ -80,8 +80,12 @@ def _construct(long_name: str):
                 value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
-        else:
+        elif isinstance(node, yaml.MappingNode):
             value = loader.construct_mapping(node, deep=True)
+        else:  # YAML has no other kind of node: construct_mapping would refuse it the same way
+            raise yaml.constructor.ConstructorError(
+                None, None, f"unexpected node {node.tag}", node.start_mark
+            )
         return {long_name: value}
 
     return construct

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from types import TracebackType
+from typing import cast
 
 from sqlalchemy import Connection, Engine
 
@@ -46,8 +47,9 @@ class SqlUnitOfWork:
         connection = engine.connect()
         last_used = connection.info.get(_LAST_USED)
         if last_used is not None and time.monotonic() - last_used > IDLE_PING_SECONDS:
+            dbapi_connection = connection.connection.dbapi_connection  # None once invalidated
             try:
-                alive = engine.dialect.do_ping(connection.connection.dbapi_connection)
+                alive = dbapi_connection is not None and engine.dialect.do_ping(dbapi_connection)
             except Exception:
                 alive = False
             if not alive:
@@ -58,13 +60,19 @@ class SqlUnitOfWork:
         try:
             self._connection = self._connect()
             self._connection.begin()
-            self._session = RawSession(self._connection.connection.driver_connection)
+            driver_connection = self._connection.connection.driver_connection
+            if driver_connection is None:  # pragma: no cover - only an invalidated connection has none
+                raise RuntimeError("the pooled connection has no driver connection")
+            self._session = RawSession(driver_connection)
         except Exception as exc:
             translated = translate_error(exc)
             if translated is not None:
                 raise translated from exc
             raise
-        connection = FlushingConnection(self._connection, self._session)
+        # The repositories only call execute(), which FlushingConnection forwards after the raw
+        # session's pending writes: typed as the Connection it wraps, so their statements keep
+        # SQLAlchemy's row types.
+        connection = cast(Connection, FlushingConnection(self._connection, self._session))
         self.wallets = WalletRepository(connection, self._session)
         self.ledger = LedgerRepository(connection, self._session)
         self.idempotency = IdempotencyRepository(connection, self._session)

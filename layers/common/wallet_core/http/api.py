@@ -53,7 +53,9 @@ DEFAULT_METRICS_NAMESPACE = "Wallet"
 DEFAULT_SERVICE = "wallet"
 
 
-def json_response(status: int, body: str, *, replayed: bool = False, location: str | None = None) -> Response:
+def json_response(
+    status: int, body: str, *, replayed: bool = False, location: str | None = None
+) -> Response[str]:
     headers: dict[str, str] = {}
     if replayed:
         headers[REPLAYED_HEADER] = "true"
@@ -100,7 +102,7 @@ def respond(
     *,
     replayed: bool = False,
     location: str | None = None,
-) -> Response:
+) -> Response[str]:
     if status >= 500:
         count_server_error(getattr(app.lambda_context, "function_name", None))
     return json_response(status, body, replayed=replayed, location=location)
@@ -130,7 +132,7 @@ def _problem_handlers(app: APIGatewayHttpResolver) -> None:
     def request_id() -> str | None:
         return request_id_of(app.current_event.raw_event)
 
-    def validation_failed(exc: RequestValidationError) -> Response:
+    def validation_failed(exc: RequestValidationError) -> Response[str]:
         field_errors = [_field_error(error) for error in exc.errors()]
         body = render_problem(
             400,
@@ -141,19 +143,19 @@ def _problem_handlers(app: APIGatewayHttpResolver) -> None:
         )
         return respond(app, 400, body)
 
-    def unsupported_media_type(exc: RequestUnsupportedContentType) -> Response:
+    def unsupported_media_type(exc: RequestUnsupportedContentType) -> Response[str]:
         # A route that takes a body, called with another Content-Type and an empty body (the
         # guard only types bodies that are there).
         return service_error(guard.UnsupportedMediaTypeError())
 
-    def route_not_found(exc: Exception) -> Response:
+    def route_not_found(exc: Exception) -> Response[str]:
         return service_error(errors.NotFoundError("No such resource."))
 
-    def service_error(exc: errors.WalletServiceError) -> Response:
+    def service_error(exc: errors.WalletServiceError) -> Response[str]:
         status, body = problem_for(exc, request_id=request_id())
         return respond(app, status, body)
 
-    def unexpected(exc: Exception) -> Response:
+    def unexpected(exc: Exception) -> Response[str]:
         logger.exception("unhandled error")
         status, body = internal_error(request_id=request_id())
         return respond(app, status, body)
@@ -194,7 +196,9 @@ class WalletResolver(APIGatewayHttpResolver):
         except errors.WalletServiceError as exc:
             status, body = problem_for(exc, request_id=request_id_of(raw))
             response = json_response(status, body)
-            return ResponseBuilder(response=response).build(APIGatewayProxyEventV2(raw))
+            return ResponseBuilder[APIGatewayProxyEventV2](response=response).build(
+                APIGatewayProxyEventV2(raw)
+            )
         return super().resolve(guard.with_canonical_media_type(raw), context)
 
 
@@ -237,7 +241,7 @@ def run_command(
     status: int,
     present: Callable[[T], dict[str, Any]],
     authorize: Callable[[Principal], None] | None = None,
-) -> Response:
+) -> Response[str]:
     """`authorize` (a route whose body decides what the caller needs, e.g. the admin-only fields of
     a new wallet) runs before the Idempotency-Key is read, so every replay is authorized afresh."""
     event = app.current_event
@@ -281,7 +285,7 @@ def run_query(
     query: Callable[[Any, Principal], T],
     *,
     present: Callable[[T], dict[str, Any]],
-) -> Response:
+) -> Response[str]:
     principal = principal_from_event(app.current_event.raw_event)
     with SqlUnitOfWork() as uow:
         result = query(uow, principal)

@@ -427,7 +427,11 @@ RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 def _success(
-    status: int, model: type[BaseModel], description: str, headers: dict[str, Any], links: dict | None
+    status: int,
+    model: type[BaseModel],
+    description: str,
+    headers: dict[str, Any],
+    links: dict[str, Any] | None,
 ) -> dict[str, Any]:
     content: dict[str, Any] = {"model": model}
     if model.__name__ in RESPONSE_EXAMPLES:
@@ -551,7 +555,9 @@ def link(operation_id: str, description: str, **parameters: str) -> dict[str, An
     return {"operationId": operation_id, "description": description, "parameters": parameters}
 
 
-def body_link(operation_id: str, description: str, request_body: dict[str, Any], **parameters: str) -> dict:
+def body_link(
+    operation_id: str, description: str, request_body: dict[str, Any], **parameters: str
+) -> dict[str, Any]:
     return {**link(operation_id, description, **parameters), "requestBody": request_body}
 
 

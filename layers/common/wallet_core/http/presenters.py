@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,7 +116,7 @@ def unresolved_settlement_resource(settlement: UnresolvedSettlement) -> dict[str
     }
 
 
-def page_resource(page: Page, present) -> dict[str, Any]:
+def page_resource(page: Page, present: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     return {"items": [present(item) for item in page.items], "next_cursor": page.next_cursor}
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from types import TracebackType
+from typing import Protocol, Self, TypeVar
 
+from wallet_core.adapters.repositories import IdempotencyRepository
 from wallet_core.domain import errors
 
 T = TypeVar("T")
@@ -21,10 +23,12 @@ MAX_ATTEMPTS = 5
 
 
 class IdempotentUnitOfWork(Protocol):
-    idempotency: object
+    idempotency: IdempotencyRepository
 
-    def __enter__(self) -> IdempotentUnitOfWork: ...
-    def __exit__(self, *exc: object) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> None: ...
     def commit(self) -> None: ...
 
 
@@ -81,7 +85,15 @@ _NOT_AN_OUTCOME = (
 )
 
 
-def _attempt(uow, request, operation, render, render_rejection, wait_seconds, /) -> Outcome:
+def _attempt(
+    uow: IdempotentUnitOfWork,
+    request: IdempotentRequest,
+    operation: Callable[[IdempotentUnitOfWork], T],
+    render: Callable[[T], tuple[int, str]],
+    render_rejection: Callable[[errors.WalletServiceError], tuple[int, str]],
+    wait_seconds: float,
+    /,
+) -> Outcome:
     # The key is claimed by the operation's first statement: the transfer's server-side function
     # claims it itself, with the response `render` makes (one round trip for key, locks, rules,
     # posting and response); for any other operation the claim runs on its own just before that

@@ -53,7 +53,7 @@ def decode_cursor(cursor: str | None, size: int) -> list[Any] | None:
     for value, kind in zip(position, _SHAPES.get(size, ()), strict=False):
         if type(value) is not kind:  # not isinstance: true is an int to Python, never an entry id
             raise _invalid()
-        if kind is int and not 1 <= value <= MAX_BIGINT:
+        if isinstance(value, int) and not 1 <= value <= MAX_BIGINT:  # type() was checked above
             raise _invalid()
     return position
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 from wallet_core.adapters.repositories import LedgerRepository, WalletRepository
 from wallet_core.domain import errors
@@ -17,8 +18,12 @@ class UnitOfWork(Protocol):
     wallets: WalletRepository
     ledger: LedgerRepository
 
-    def __enter__(self) -> UnitOfWork: ...
-    def __exit__(self, *exc: object) -> None: ...
+    # Self: `with uow:` hands back the same unit of work, with all its repositories. __exit__ takes
+    # exactly what a context manager is given, so SqlUnitOfWork's signature satisfies it.
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
+    ) -> None: ...
     def commit(self) -> None: ...
 
 

@@ -16,6 +16,8 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
+    StrictStr,
+    StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -24,14 +26,27 @@ from pydantic import (
 from wallet_core.config import normalise_provider
 from wallet_core.domain.money import MAX_AMOUNT
 from wallet_core.http import guard
-from wallet_core.http.schemas import Amount, Currency, Description, Reference, text
+from wallet_core.http.schemas import (
+    NO_CONTROL_CHARACTERS,
+    Amount,
+    Currency,
+    Description,
+    Reference,
+    documented_text,
+)
 from wallet_core.service.ingestion import EventReceipt
 
 MAX_REASON_LENGTH = 1000
 
-ProviderName = text(min_length=1, max_length=64)
-EventId = text(min_length=1, max_length=255)
-ExternalRef = text(min_length=1, max_length=128)
+ProviderName = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=64), NO_CONTROL_CHARACTERS, documented_text()
+]
+EventId = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=255), NO_CONTROL_CHARACTERS, documented_text()
+]
+ExternalRef = Annotated[
+    StrictStr, StringConstraints(min_length=1, max_length=128), NO_CONTROL_CHARACTERS, documented_text()
+]
 # A provider may report an empty account; never a negative one (no overdrafts in this ledger).
 ReportedBalance = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
 
@@ -87,7 +102,7 @@ ProviderEvent = Annotated[
 
 
 @functools.cache
-def _event_adapter() -> TypeAdapter:
+def _event_adapter() -> TypeAdapter[ProviderEvent]:
     return TypeAdapter(ProviderEvent)
 
 
