@@ -117,9 +117,83 @@ class SqlUnitOfWork:
             raise RuntimeError("the unit of work is used outside of `with uow:`")
         return self._connection
 
+    def savepoint(self) -> Savepoint:
+        """A savepoint in this transaction: one record of a batch (see `Savepoint`)."""
+        self._open_connection()
+        if self._session is None:  # pragma: no cover - set together with the connection
+            raise RuntimeError("the unit of work is used outside of `with uow:`")
+        return Savepoint(self._session)
+
     def commit(self) -> None:
         connection = self._open_connection()
         self._committing = True  # a connection lost from here on leaves the outcome unknown
         if self._session is not None:
             self._session.commit_pending()  # the deferred writes and COMMIT, one round trip
         connection.commit()
+
+
+class Savepoint:
+    """One record's share of a batch transaction: `with uow.savepoint():` undoes what the block wrote
+    when it raises, and only that, so the records before it still commit with the batch; `rollback()`
+    undoes it and carries on in the same savepoint (to record a rejection instead).
+
+    SAVEPOINT travels with the block's first statement and RELEASE with its deferred writes (one round
+    trip at the end of the block, so an error in a deferred write is raised here, for this record).
+    An error that leaves the transaction unusable (the connection broke, or the savepoint could not be
+    rolled back to) is raised as ConnectionLostError: nothing of the transaction commits, and the
+    caller must not acknowledge anything that was done in it."""
+
+    _NAME = "wallet_record"
+
+    def __init__(self, session: RawSession) -> None:
+        self._session = session
+
+    def __enter__(self) -> Savepoint:
+        self._session.defer(f"SAVEPOINT {self._NAME}", {}, prepare=False)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self._session.defer(f"RELEASE SAVEPOINT {self._NAME}", {}, prepare=False)
+            try:
+                self._session.flush()
+            except Exception as flush_error:
+                self._undo(flush_error)
+                raise self._translated(flush_error) from flush_error
+            return
+        if not isinstance(exc, Exception):
+            return  # KeyboardInterrupt and the like: the whole transaction is abandoned anyway
+        self._undo(exc)
+        translated = self._translated(exc)
+        if translated is not exc:
+            raise translated from exc
+
+    def rollback(self) -> None:
+        """Undo what was written since the savepoint; the savepoint stays for what follows."""
+        self._session.discard()
+        try:
+            self._session.connection.execute(f"ROLLBACK TO SAVEPOINT {self._NAME}")
+        except Exception as exc:
+            raise errors.ConnectionLostError() from exc
+
+    def _undo(self, cause: BaseException) -> None:
+        self._session.discard()  # writes still waiting belong to this record
+        if is_disconnect(cause):
+            raise errors.ConnectionLostError() from cause
+        driver = self._session.connection
+        try:
+            with driver.pipeline():
+                driver.execute(f"ROLLBACK TO SAVEPOINT {self._NAME}")
+                driver.execute(f"RELEASE SAVEPOINT {self._NAME}")
+        except Exception as exc:
+            # The transaction cannot go on: none of it will commit.
+            raise errors.ConnectionLostError() from exc
+
+    @staticmethod
+    def _translated(exc: BaseException) -> BaseException:
+        return translate_error(exc) or exc

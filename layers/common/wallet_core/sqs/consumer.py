@@ -1,6 +1,7 @@
-"""The ingestion queue's consumer: one record = one database transaction; a record that may apply
-later (or met a database failure) is reported in batchItemFailures so SQS delivers it again, and
-one bad record never fails the rest of its batch."""
+"""The ingestion queue's consumer: a batch of records is applied in few database transactions (a
+savepoint per record, see service.ingestion.ingest_batch); a record that may apply later (or met a
+database failure) is reported in batchItemFailures so SQS delivers it again, and one bad record never
+fails the rest of its batch."""
 
 from __future__ import annotations
 
@@ -8,16 +9,14 @@ import functools
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
 from wallet_core.adapters.uow import SqlUnitOfWork
 from wallet_core.config import get_settings
 from wallet_core.domain import errors
 from wallet_core.service import ingestion
-from wallet_core.service.ingestion import Disposition, EventEffect, IngestionResult, WalletRef
+from wallet_core.service.ingestion import BatchItem, Disposition, EventEffect, IngestionResult, WalletRef
 from wallet_core.service.ledger import Memo
 from wallet_core.sqs.schemas import (
     BalanceReported,
@@ -45,17 +44,61 @@ def get_metrics() -> Metrics:
 
 
 def ingest_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    # Even a batch in which every record must be retried is answered with its item failures
-    # (not an exception): SQS acts the same and the function's error metric stays for real faults.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    """Lambda's partial batch response (ReportBatchItemFailures): the message ids SQS delivers again.
+    Even a batch in which every record must be retried is answered this way (not with an exception):
+    SQS acts the same and the function's error metric stays for real faults."""
+    records = event.get("Records") or []
+    keyed: list[tuple[dict[str, Any], BatchItem, dict[str, str]]] = []
+    failed: list[str] = []
+    for record in records:
+        try:
+            item = _item(record)
+        except Exception as error:  # a bug in parsing: retried, and said so
+            logger.error(
+                "provider event failed unexpectedly, left for redelivery",
+                exc_info=error,
+                extra={"message_id": record.get("messageId"), "reason": type(error).__name__},
+            )
+            failed.append(record["messageId"])
+            continue
+        if item is not None:
+            keyed.append((record, item[0], item[1]))
     try:
-        return process_partial_response(
-            event=event, record_handler=handle_record, processor=processor, context=context
-        )
+        outcomes = ingestion.ingest_batch(SqlUnitOfWork, [item for _, item, _ in keyed])
+        for (record, _, fields), outcome in zip(keyed, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                _report_failure(outcome, fields)
+                failed.append(record["messageId"])
+            else:
+                _report(outcome, fields)
     finally:
         metrics = get_metrics()
         if metrics.metric_set:
             metrics.flush_metrics()
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+def _item(record: dict[str, Any]) -> tuple[BatchItem, dict[str, str]] | None:
+    """What to do with a record (and the fields its log lines carry); None when it cannot be keyed."""
+    message = parse_message(record["body"])
+    if isinstance(message, Unkeyed):
+        # Nothing to key a rejection on: retrying cannot help and there is no row to write.
+        logger.error(
+            "provider event acknowledged without a record",
+            extra={"message_id": record.get("messageId"), "reason": message.reason},
+        )
+        return None
+    receipt = message.receipt
+    context = {"provider": receipt.provider, "event_id": receipt.event_id, "event_type": receipt.type}
+    settings = get_settings()
+    refused = ingestion.provider_rejection(receipt, settings.wallet_providers, settings.wallet_bound_provider)
+    if refused is not None:
+        receipt, reason = refused
+        context["provider"] = receipt.provider
+        return BatchItem(receipt, rejection=reason), context
+    if isinstance(message, Invalid):
+        return BatchItem(receipt, rejection=message.reason), context
+    return BatchItem(receipt, effect=effect_of(message)), context
 
 
 def effect_of(message: Valid) -> EventEffect:
@@ -100,49 +143,25 @@ def effect_of(message: Valid) -> EventEffect:
     raise AssertionError(f"no effect for {type(event).__name__}")  # pragma: no cover
 
 
-def handle_record(record: SQSRecord) -> None:
-    message = parse_message(record.body)
-    if isinstance(message, Unkeyed):
-        # Nothing to key a rejection on: retrying cannot help and there is no row to write.
-        logger.error(
-            "provider event acknowledged without a record",
-            extra={"message_id": record.message_id, "reason": message.reason},
-        )
-        return
-    receipt = message.receipt
-    context = {"provider": receipt.provider, "event_id": receipt.event_id, "event_type": receipt.type}
-    settings = get_settings()
-    refused = ingestion.provider_rejection(receipt, settings.wallet_providers, settings.wallet_bound_provider)
-    try:
-        if refused is not None:
-            receipt, reason = refused
-            context["provider"] = receipt.provider
-            result = ingestion.reject(SqlUnitOfWork(), receipt, reason)
-        elif isinstance(message, Invalid):
-            result = ingestion.reject(SqlUnitOfWork(), receipt, message.reason)
-        else:
-            result = ingestion.ingest(SqlUnitOfWork(), receipt, effect_of(message))
-    except errors.NotFoundError as error:
+def _report_failure(error: Exception, context: dict[str, str]) -> None:
+    if isinstance(error, errors.NotFoundError):
         logger.info(
             "provider event not applicable yet, left for redelivery",
             extra={**context, "reason": error.detail},
         )
-        raise
-    except (errors.ServiceUnavailableError, errors.ConcurrencyConflictError) as error:
+    elif isinstance(error, (errors.ServiceUnavailableError, errors.ConcurrencyConflictError)):
         logger.warning(
             "provider event hit a transient failure, left for redelivery",
             extra={**context, "reason": error.code},
         )
-        raise
-    except Exception as error:
+    else:
         # Not a rule of the contract: a bug or a fault. Retried (and dead-lettered in the end), but
         # never silently: the DLQ alarm needs a log line that says which event and why.
-        logger.exception(
+        logger.error(
             "provider event failed unexpectedly, left for redelivery",
+            exc_info=error,
             extra={**context, "reason": type(error).__name__},  # details are in the trace
         )
-        raise
-    _report(result, context)
 
 
 def _report(result: IngestionResult, context: dict[str, str]) -> None:
