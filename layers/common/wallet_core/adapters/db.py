@@ -6,6 +6,10 @@ Amazon Trust Services roots that RDS Proxy's certificates chain to). Credentials
 database secret, read once per container; when PostgreSQL refuses them (the secret was rotated),
 the secret is read again straight from Secrets Manager, past every cache, and the connection is
 retried once with it.
+
+With SnapStart, every execution environment of a version resumes from one snapshot taken after
+init: `drop_process_state` runs after each restore (registered with the runtime's
+`snapshot_restore_py`) and forgets whatever connects to the outside or was read from it before.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import logging
 import os
 import sys
 import threading
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,8 @@ def _normalise(url: str) -> str:
 def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
     """Read a Secrets Manager secret through the AWS Parameters and Secrets Lambda Extension, which
     caches it and spares the API functions a boto3 import."""
+    import urllib.request  # only deployments that read a secret pay for it (http.client, email)
+
     port = os.environ.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2773")
     request = urllib.request.Request(
         f"http://localhost:{port}/secretsmanager/get?secretId={urllib.request.quote(secret_arn, safe='')}",
@@ -253,3 +258,48 @@ def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
     if is_disconnect(exc) or state == "53300":  # connection lost, shutting down, too many connections
         return errors.ServiceUnavailableError()
     return None
+
+
+# ---------------------------------------------------------------- SnapStart
+
+
+def drop_process_state() -> None:
+    """Forget what this process took from the outside before a snapshot: after a restore it may run
+    in many environments at once, minutes or days later.
+
+    - the engine and its pool: a pooled connection is a socket to a server that has long since
+      dropped it (and, copied into many environments, would be one session shared by all); the
+      engine also holds the database secret (`SecretCredentials`), read again on the next connect,
+      so a password rotated since the snapshot is picked up without a failed login first;
+    - boto3 clients (rare: only after a rotation or with IAM auth): credentials resolved before;
+    - the `random` module's state, the same in every restored copy (uuid4 and `secrets` read the
+      OS's entropy and need nothing).
+
+    Settings stay: they come from environment variables, which a restore does not change. Nothing
+    else is needed for Powertools: its cold-start flag is flipped by the first invocation, and none
+    runs before the snapshot, so each restored environment reports its first request as cold."""
+    if get_engine.cache_info().currsize:
+        # close=False: the pooled connections are not closed (that would talk on sockets that are
+        # dead, or worse, shared with other restored copies), only let go.
+        get_engine().dispose(close=False)
+    get_engine.cache_clear()
+    _secrets_client.cache_clear()
+    _rds_client.cache_clear()
+    if "random" in sys.modules:  # imported before the snapshot (if not, it seeds itself when it is)
+        sys.modules["random"].seed()  # not for secrets: only so restored copies do not share a sequence
+
+
+@functools.cache  # once per process: a second registration would only run the hook twice
+def register_restore_hook() -> bool:
+    """Register `drop_process_state` to run after every SnapStart restore. `snapshot_restore_py` is
+    part of the Lambda Python runtime (python3.12+); elsewhere (tests, the local runtime) it may be
+    absent and there is nothing to restore from."""
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:
+        return False
+    register_after_restore(drop_process_state)
+    return True
+
+
+register_restore_hook()  # at import, i.e. during init: the only time a hook can be registered

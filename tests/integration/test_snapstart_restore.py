@@ -1,0 +1,97 @@
+"""SnapStart: every environment of a version resumes from one snapshot taken after init, so the hook
+registered with the runtime's snapshot_restore_py must forget the connections and per-process state
+taken before the snapshot, and the template must ask for SnapStart only where AWS supports it."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import snapshot_restore_py
+from sqlalchemy import text
+
+from tests.infrastructure import sam
+from wallet_core.adapters import db as adapters_db
+from wallet_core.adapters.uow import SqlUnitOfWork
+
+
+def _backend_pid() -> int:
+    with SqlUnitOfWork() as uow:
+        return uow.provider_events._session.connection.info.backend_pid
+
+
+def test_importing_the_adapters_registers_the_after_restore_hook():
+    # Given the layer imported at init (every function's handler imports it through the unit of work)
+    registered = [entry[0] for entry in snapshot_restore_py._after_restore_registry]
+
+    # Then the runtime runs drop_process_state after every restore, exactly once
+    assert registered.count(adapters_db.drop_process_state) == 1
+    assert adapters_db.register_restore_hook() is True  # idempotent: asking again registers nothing more
+    assert [entry[0] for entry in snapshot_restore_py._after_restore_registry].count(
+        adapters_db.drop_process_state
+    ) == 1
+
+
+def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(database_url, db):
+    # Given a warm engine, its pool holding a connection made before the snapshot
+    before = adapters_db.get_engine()
+    pid_before = _backend_pid()
+    assert _backend_pid() == pid_before  # warm: the pooled connection is reused
+
+    # When the environment is restored from the snapshot
+    for hook, args, kwargs in list(snapshot_restore_py._after_restore_registry):
+        hook(*args, **kwargs)
+
+    # Then the next request gets a new engine and a new server session
+    after = adapters_db.get_engine()
+    assert after is not before
+    pid_after = _backend_pid()
+    assert pid_after != pid_before
+    with after.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+    alive = db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid_after,)).fetchone()[0]
+    assert alive == 1
+
+
+def test_the_hook_forgets_cached_aws_clients_and_reseeds_random(monkeypatch):
+    calls = []
+    monkeypatch.setattr(adapters_db._secrets_client, "cache_clear", lambda: calls.append("secrets"))
+    monkeypatch.setattr(adapters_db._rds_client, "cache_clear", lambda: calls.append("rds"))
+    random.seed(7)
+    copied_state = random.getstate()  # what every restored copy would share
+
+    adapters_db.drop_process_state()
+
+    assert sorted(calls) == ["rds", "secrets"]
+    assert random.getstate() != copied_state
+
+
+@pytest.fixture(scope="module")
+def production() -> dict:
+    return sam.translate(sam.raw_template(), sam.overrides("production"))
+
+
+def test_the_template_enables_snapstart_where_aws_supports_it(production):
+    functions = {
+        name: resource["Properties"]
+        for name, resource in production["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    on = {"ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}}
+    snapstarted = {name for name, properties in functions.items() if properties.get("SnapStart") == on}
+
+    # Every function that serves traffic, not the once-per-deploy migration and PreTraffic hook
+    assert snapstarted == set(functions) - {"MigrationFunction", "PreTrafficHookFunction"}
+    assert production["Conditions"]["UseSnapStart"] == {"Fn::Equals": ["true", {"Ref": "SnapStart"}]}
+    assert production["Parameters"]["SnapStart"]["Default"] == "true"
+    for name in snapstarted:
+        properties = functions[name]
+        assert properties["Runtime"] in ("python3.12", "python3.13"), name  # SnapStart: python3.12+
+        assert properties.get("EphemeralStorage", {"Size": 512})["Size"] <= 512, name
+        assert "FileSystemConfigs" not in properties, name
+    provisioned = [
+        r
+        for r in production["Resources"].values()
+        if "ProvisionedConcurrencyConfig" in r.get("Properties", {})
+    ]
+    assert provisioned == []  # SnapStart and provisioned concurrency exclude each other
