@@ -4,7 +4,11 @@ taken before the snapshot, and the template must ask for SnapStart only where AW
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import snapshot_restore_py
@@ -20,13 +24,16 @@ def _backend_pid() -> int:
         return uow.provider_events._session.connection.info.backend_pid
 
 
-def test_importing_the_adapters_registers_the_after_restore_hook():
+def test_importing_the_adapters_registers_the_snapstart_hooks():
     # Given the layer imported at init (every function's handler imports it through the unit of work)
     registered = [entry[0] for entry in snapshot_restore_py._after_restore_registry]
+    before = [entry[0] for entry in snapshot_restore_py._before_snapshot_registry]
 
-    # Then the runtime runs drop_process_state after every restore, exactly once
+    # Then the runtime runs drop_process_state after every restore, exactly once, and loads the
+    # driver into the snapshot
     assert registered.count(adapters_db.drop_process_state) == 1
-    assert adapters_db.register_restore_hook() is True  # idempotent: asking again registers nothing more
+    assert before.count(adapters_db.load_driver) == 1
+    assert adapters_db.register_snapstart_hooks() is True  # idempotent: asking again registers nothing
     assert [entry[0] for entry in snapshot_restore_py._after_restore_registry].count(
         adapters_db.drop_process_state
     ) == 1
@@ -51,6 +58,32 @@ def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(dat
         assert connection.execute(text("SELECT 1")).scalar() == 1
     alive = db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid_after,)).fetchone()[0]
     assert alive == 1
+
+
+def test_the_driver_is_loaded_before_the_snapshot_without_connecting():
+    # A fresh interpreter, as at init: importing the layer does not load the driver; the
+    # before-snapshot hook does, and creates no engine (so opens no connection).
+    script = """
+import sys
+import snapshot_restore_py
+from wallet_core.adapters import db
+loaded = lambda: ["psycopg" in sys.modules, "sqlalchemy.dialects.postgresql.psycopg" in sys.modules]
+print(loaded())
+for hook, args, kwargs in snapshot_restore_py._before_snapshot_registry:
+    hook(*args, **kwargs)
+print(loaded(), db.get_engine.cache_info().currsize)
+"""
+    layer = str(Path(__file__).resolve().parents[2] / "layers" / "common")
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": layer},
+    )
+
+    assert result.stdout.splitlines() == ["[False, False]", "[True, True] 0"]
 
 
 def test_the_hook_forgets_cached_aws_clients_and_reseeds_random(monkeypatch):
