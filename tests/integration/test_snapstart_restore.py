@@ -39,7 +39,19 @@ def test_importing_the_adapters_registers_the_snapstart_hooks():
     ) == 1
 
 
-def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(database_url, db):
+@pytest.fixture
+def one_connection_pool(database_url, monkeypatch):
+    """As in Lambda (DB_POOL_SIZE=1): the warm engine's pool holds exactly one connection."""
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("DB_POOL_SIZE", "1")
+    reset_caches()
+    yield
+    monkeypatch.undo()
+    reset_caches()
+
+
+def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(one_connection_pool, db):
     # Given a warm engine, its pool holding a connection made before the snapshot
     before = adapters_db.get_engine()
     pid_before = _backend_pid()
