@@ -30,19 +30,11 @@ from wallet_core.domain.models import (
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin
 from wallet_core.service.ledger import post
-from wallet_core.service.wallets import UnitOfWork
+from wallet_core.service.wallets import UnitOfWork, lock_wallets
 
 
 class HoldUnitOfWork(UnitOfWork, Protocol):
     holds: HoldRepository
-
-
-def _lock(uow: HoldUnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
-    locked = uow.wallets.get_for_update(wallet_ids)
-    for wallet_id in wallet_ids:
-        if wallet_id not in locked:
-            raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
-    return locked
 
 
 def _find(uow: HoldUnitOfWork, hold_id: uuid.UUID) -> Hold:
@@ -92,7 +84,7 @@ def create_hold(
                     }
                 ],
             )
-    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet = lock_wallets(uow, wallet_id)[wallet_id]
     wallet.ensure_can_send()
     wallet.ensure_available(amount)
     hold = uow.holds.add(
@@ -137,7 +129,7 @@ def capture_hold(
     wallet_id = _find(uow, hold_id).wallet_id  # never changes: safe to read before locking
     if destination_wallet_id == wallet_id:
         raise errors.SameWalletError("A hold cannot be captured into its own wallet.")
-    locked = _lock(uow, wallet_id, *([destination_wallet_id] if destination_wallet_id else []))
+    locked = lock_wallets(uow, wallet_id, *([destination_wallet_id] if destination_wallet_id else []))
     hold = _active_hold(uow, hold_id)
     captured = hold.remaining if amount is None else amount
     hold.ensure_covers(captured)
@@ -206,7 +198,7 @@ def settle_hold(
     a settlement of this hold: rejected (invalid_state, amount_exceeds_hold)."""
     require_admin(principal)
     wallet_id = _find(uow, hold_id).wallet_id
-    source = _lock(uow, wallet_id)[wallet_id]
+    source = lock_wallets(uow, wallet_id)[wallet_id]
     hold = uow.holds.get_for_update(hold_id)
     if hold is None:  # pragma: no cover - holds are never deleted
         raise errors.NotFoundError(f"Hold {hold_id} was not found.")
@@ -237,7 +229,7 @@ def void_hold(uow: HoldUnitOfWork, principal: Principal, hold_id: uuid.UUID) -> 
     """Release what the hold has not captured. Allowed on a frozen wallet: it only gives money back."""
     require_admin(principal)
     wallet_id = _find(uow, hold_id).wallet_id
-    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet = lock_wallets(uow, wallet_id)[wallet_id]
     hold = _active_hold(uow, hold_id)
     wallet.held -= hold.remaining
     wallet.version += 1

@@ -12,7 +12,7 @@ from wallet_core.domain.models import NewTransaction, Posting, Transaction, Tran
 from wallet_core.domain.money import MAX_BALANCE
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin
-from wallet_core.service.wallets import UnitOfWork
+from wallet_core.service.wallets import UnitOfWork, lock_wallets
 
 
 @dataclass(frozen=True)
@@ -23,13 +23,28 @@ class Memo:
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
-
-def _lock(uow: UnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
-    locked = uow.wallets.get_for_update(wallet_ids)
-    for wallet_id in wallet_ids:
-        if wallet_id not in locked:
-            raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
-    return locked
+    def movement(
+        self,
+        kind: TransactionKind,
+        principal: Principal,
+        amount: int,
+        currency: str,
+        *,
+        source: uuid.UUID | None,
+        destination: uuid.UUID | None,
+    ) -> NewTransaction:
+        """The transaction a caller's movement asks for, as the caller described it."""
+        return NewTransaction(
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            source_wallet_id=source,
+            destination_wallet_id=destination,
+            reference=self.reference,
+            description=self.description,
+            metadata=self.metadata,
+            created_by=principal.subject,
+        )
 
 
 def post(uow: UnitOfWork, new: NewTransaction, legs: list[tuple[Wallet | None, int]]) -> Transaction:
@@ -52,18 +67,10 @@ def credit_wallet(
     uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
 ) -> Transaction:
     require_admin(principal)
-    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet = lock_wallets(uow, wallet_id)[wallet_id]
     wallet.ensure_can_receive()
-    new = NewTransaction(
-        kind=TransactionKind.CREDIT,
-        amount=amount,
-        currency=wallet.currency,
-        source_wallet_id=None,
-        destination_wallet_id=wallet.id,
-        reference=memo.reference,
-        description=memo.description,
-        metadata=memo.metadata,
-        created_by=principal.subject,
+    new = memo.movement(
+        TransactionKind.CREDIT, principal, amount, wallet.currency, source=None, destination=wallet.id
     )
     return post(uow, new, [(wallet, amount), (None, -amount)])
 
@@ -72,19 +79,11 @@ def debit_wallet(
     uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
 ) -> Transaction:
     require_admin(principal)
-    wallet = _lock(uow, wallet_id)[wallet_id]
+    wallet = lock_wallets(uow, wallet_id)[wallet_id]
     wallet.ensure_can_send()
     wallet.ensure_available(amount)
-    new = NewTransaction(
-        kind=TransactionKind.DEBIT,
-        amount=amount,
-        currency=wallet.currency,
-        source_wallet_id=wallet.id,
-        destination_wallet_id=None,
-        reference=memo.reference,
-        description=memo.description,
-        metadata=memo.metadata,
-        created_by=principal.subject,
+    new = memo.movement(
+        TransactionKind.DEBIT, principal, amount, wallet.currency, source=wallet.id, destination=None
     )
     return post(uow, new, [(wallet, -amount), (None, amount)])
 
@@ -111,16 +110,13 @@ def transfer(
     anyone's, so no detail says anything about it (nor which of the two ids was not found)."""
     if source_wallet_id == destination_wallet_id:
         raise errors.SameWalletError()
-    new = NewTransaction(
-        kind=TransactionKind.TRANSFER,
-        amount=amount,
-        currency=currency,
-        source_wallet_id=source_wallet_id,
-        destination_wallet_id=destination_wallet_id,
-        reference=memo.reference,
-        description=memo.description,
-        metadata=memo.metadata,
-        created_by=principal.subject,
+    new = memo.movement(
+        TransactionKind.TRANSFER,
+        principal,
+        amount,
+        currency,
+        source=source_wallet_id,
+        destination=destination_wallet_id,
     )
     done = uow.ledger.transfer(new, owner=None if principal.is_admin else principal.subject)
     match done.outcome:
@@ -178,7 +174,7 @@ def reverse_transaction(
 
     # The reversal pays back from the original destination to the original source.
     payer_id, payee_id = original.destination_wallet_id, original.source_wallet_id
-    locked = _lock(uow, *[wid for wid in (payer_id, payee_id) if wid is not None])
+    locked = lock_wallets(uow, *[wid for wid in (payer_id, payee_id) if wid is not None])
     payer = locked.get(payer_id) if payer_id else None
     payee = locked.get(payee_id) if payee_id else None
     for wallet in (payer, payee):

@@ -84,10 +84,20 @@ def wallet_history(
     return Page(items=items, next_cursor=encode_cursor([items[-1].entry_id]) if more else None)
 
 
-def _locked_wallet(uow: UnitOfWork, wallet_id: uuid.UUID) -> Wallet:
-    wallet = uow.wallets.get_for_update([wallet_id]).get(wallet_id)
-    if wallet is None:
-        raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
+def lock_wallets(uow: UnitOfWork, *wallet_ids: uuid.UUID) -> dict[uuid.UUID, Wallet]:
+    """Lock the wallets (ascending id order, due holds released: see WalletRepository.get_for_update);
+    every service that changes a wallet locks it through here, so a missing one reads the same."""
+    locked = uow.wallets.get_for_update(wallet_ids)
+    for wallet_id in wallet_ids:
+        if wallet_id not in locked:
+            raise errors.NotFoundError(f"Wallet {wallet_id} was not found.")
+    return locked
+
+
+def _locked_for_status_change(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
+    require_admin(principal)
+    wallet = lock_wallets(uow, wallet_id)[wallet_id]
+    wallet.ensure_can_receive()
     return wallet
 
 
@@ -97,32 +107,46 @@ def _set_status(uow: UnitOfWork, wallet: Wallet, status: WalletStatus) -> Wallet
     return uow.wallets.save(wallet)
 
 
+def _switch_status(
+    uow: UnitOfWork,
+    principal: Principal,
+    wallet_id: uuid.UUID,
+    *,
+    only_from: WalletStatus,
+    to: WalletStatus,
+    rule: str,
+) -> Wallet:
+    """Freeze and unfreeze: each only from the state the other one leaves (`rule` says which)."""
+    wallet = _locked_for_status_change(uow, principal, wallet_id)
+    if wallet.status is not only_from:
+        raise errors.InvalidStateError(f"Wallet {wallet_id} is {wallet.status}, {rule}.")
+    return _set_status(uow, wallet, to)
+
+
 def freeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
-    require_admin(principal)
-    wallet = _locked_wallet(uow, wallet_id)
-    wallet.ensure_can_receive()
-    if wallet.status is not WalletStatus.ACTIVE:
-        raise errors.InvalidStateError(
-            f"Wallet {wallet_id} is {wallet.status}, only an active wallet can be frozen."
-        )
-    return _set_status(uow, wallet, WalletStatus.FROZEN)
+    return _switch_status(
+        uow,
+        principal,
+        wallet_id,
+        only_from=WalletStatus.ACTIVE,
+        to=WalletStatus.FROZEN,
+        rule="only an active wallet can be frozen",
+    )
 
 
 def unfreeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
-    require_admin(principal)
-    wallet = _locked_wallet(uow, wallet_id)
-    wallet.ensure_can_receive()
-    if wallet.status is not WalletStatus.FROZEN:
-        raise errors.InvalidStateError(
-            f"Wallet {wallet_id} is {wallet.status}, only a frozen wallet can be unfrozen."
-        )
-    return _set_status(uow, wallet, WalletStatus.ACTIVE)
+    return _switch_status(
+        uow,
+        principal,
+        wallet_id,
+        only_from=WalletStatus.FROZEN,
+        to=WalletStatus.ACTIVE,
+        rule="only a frozen wallet can be unfrozen",
+    )
 
 
 def close_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
-    require_admin(principal)
-    wallet = _locked_wallet(uow, wallet_id)
-    wallet.ensure_can_receive()
+    wallet = _locked_for_status_change(uow, principal, wallet_id)
     if wallet.balance != 0 or wallet.held != 0:
         raise errors.InvalidStateError(
             f"Wallet {wallet_id} has balance {wallet.balance} and held {wallet.held}; both must be 0 to close."
