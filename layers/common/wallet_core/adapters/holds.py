@@ -1,7 +1,7 @@
 """Holds: reservations on a wallet's available money, and their expiry.
 
 A hold's money sits in wallets.held while the hold is active. Expiry needs no job: reads subtract
-due holds on the fly (`due_held`), and whoever locks a wallet first releases its due holds for good
+due holds on the fly (`DUE_HOLD_SQL`), and whoever locks a wallet first releases its due holds for good
 (`release_due_holds`), so the stored `held` is exact for every write that follows.
 """
 
@@ -13,15 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
+    Boolean,
     Connection,
     Interval,
-    and_,
     case,
-    cast,
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
@@ -31,19 +30,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from wallet_core.adapters.tables import holds, wallets
 from wallet_core.domain.models import Hold, HoldPurpose, HoldStatus
 
+# When a hold is due: still active and its expiry has come. Written once for every query here and
+# in repositories.py (the raw ones name the table, so the text works in both). now() is the
+# transaction's start: every statement of one transaction agrees on what is due.
+DUE_HOLD_SQL = "(holds.status = 'active' AND holds.expires_at <= now())"
+
 
 def _is_due() -> ColumnElement[bool]:
-    # now() is the transaction's start: every statement of one transaction agrees on what is due.
-    return and_(holds.c.status == HoldStatus.ACTIVE.value, holds.c.expires_at <= func.now())
-
-
-def due_held() -> ColumnElement[int]:
-    """What a wallet row still carries in `held` for holds that have expired but not been released."""
-    return (
-        select(cast(func.coalesce(func.sum(holds.c.amount - holds.c.captured_amount), 0), BigInteger))
-        .where(holds.c.wallet_id == wallets.c.id, _is_due())
-        .scalar_subquery()
-    )
+    return literal_column(DUE_HOLD_SQL, Boolean)
 
 
 @dataclass(frozen=True)

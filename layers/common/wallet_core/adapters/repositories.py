@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, tuple_, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
-from wallet_core.adapters.holds import due_held, release_due_holds
+from wallet_core.adapters.holds import DUE_HOLD_SQL, release_due_holds
 from wallet_core.adapters.session import KeyClaim, RawSession
 from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
 from wallet_core.domain import errors
@@ -28,64 +28,50 @@ from wallet_core.domain.models import (
     WalletStatus,
 )
 
-
-def _wallet(row: Any) -> Wallet:
-    return Wallet(
-        id=row.id,
-        owner_id=row.owner_id,
-        currency=row.currency,
-        status=WalletStatus(row.status),
-        balance=row.balance,
-        held=row.held,
-        version=row.version,
-        external_ref=row.external_ref,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _current_wallets():
-    """Wallets as of now: `held` without the holds that expired since the row was last written
-    (expiry is evaluated on read; no job has to run first)."""
-    columns = [column for column in wallets.c if column.name != "held"]
-    return select(*columns, (wallets.c.held - due_held()).label("held"))
-
-
 # The lock of the movement path. Due holds are looked for only when the wallet holds anything: an
 # active hold's remaining amount is part of `held`, so held = 0 means there is nothing to release.
 # now() comes along: it is the transaction's time, which every row the transaction writes carries.
-_LOCK_SQL = """
+# (The f-strings here put in DUE_HOLD_SQL, a constant: no input ever reaches the text.)
+_LOCK_SQL = f"""
     SELECT w.id, w.owner_id, w.currency, w.status, w.balance, w.held, w.version, w.external_ref,
            w.metadata, w.created_at, w.updated_at,
            CASE WHEN w.held > 0 THEN EXISTS (
-               SELECT 1 FROM holds AS h
-               WHERE h.wallet_id = w.id AND h.status = 'active' AND h.expires_at <= now()
+               SELECT 1 FROM holds WHERE holds.wallet_id = w.id AND {DUE_HOLD_SQL}
            ) ELSE false END AS has_due_holds,
            now()
     FROM wallets AS w
     WHERE w.id = ANY(%(ids)s)
     ORDER BY w.id
     FOR NO KEY UPDATE OF w
-"""
+"""  # noqa: S608  # nosec B608
 
 
-# A wallet as of now: `held` without the holds that expired since the row was last written (the same
-# as _current_wallets, written out once for the reads on the movement and ingestion paths).
-_CURRENT_WALLET_SQL = """
+# A wallet as of now, the one definition every read uses: `held` without the holds that expired
+# since the row was last written (expiry is evaluated on read; no job has to run first).
+_CURRENT_WALLET_SQL = f"""
     SELECT w.id, w.owner_id, w.currency, w.status, w.balance,
            w.held - CASE WHEN w.held > 0 THEN (
-               SELECT CAST(coalesce(sum(h.amount - h.captured_amount), 0) AS bigint) FROM holds AS h
-               WHERE h.wallet_id = w.id AND h.status = 'active' AND h.expires_at <= now()
+               SELECT CAST(coalesce(sum(holds.amount - holds.captured_amount), 0) AS bigint) FROM holds
+               WHERE holds.wallet_id = w.id AND {DUE_HOLD_SQL}
            ) ELSE 0 END,
            w.version, w.external_ref, w.metadata, w.created_at, w.updated_at
     FROM wallets AS w
-"""
+"""  # noqa: S608  # nosec B608
 _WALLET_BY_ID_SQL = _CURRENT_WALLET_SQL + "WHERE w.id = %(value)s"
 _WALLET_BY_EXTERNAL_REF_SQL = _CURRENT_WALLET_SQL + "WHERE w.external_ref = %(value)s"
+# An owner's wallets, newest first; the second form continues after the page's last (created_at, id).
+_NEWEST_FIRST = " ORDER BY w.created_at DESC, w.id DESC LIMIT %(limit)s"
+_WALLETS_OF_OWNER_SQL = _CURRENT_WALLET_SQL + "WHERE w.owner_id = %(owner)s" + _NEWEST_FIRST
+_WALLETS_OF_OWNER_AFTER_SQL = (
+    _CURRENT_WALLET_SQL
+    + "WHERE w.owner_id = %(owner)s AND (w.created_at, w.id) < (%(after_at)s, %(after_id)s)"
+    + _NEWEST_FIRST
+)
 
 
-def _wallet_from_tuple(row: tuple[Any, ...]) -> Wallet:
+def _wallet(row: Sequence[Any]) -> Wallet:
+    """A wallet from a row whose first columns are those of `wallets`, in the table's order (every
+    query above selects them so, and so does RETURNING the table's columns)."""
     return Wallet(
         id=row[0],
         owner_id=row[1],
@@ -146,14 +132,11 @@ class WalletRepository:
 
     def get(self, wallet_id: uuid.UUID) -> Wallet | None:
         rows = self._session.fetch(_WALLET_BY_ID_SQL, {"value": wallet_id})
-        return _wallet_from_tuple(rows[0]) if rows else None
+        return _wallet(rows[0]) if rows else None
 
     def get_by_external_ref(self, external_ref: str) -> Wallet | None:
         rows = self._session.fetch(_WALLET_BY_EXTERNAL_REF_SQL, {"value": external_ref})
-        return _wallet_from_tuple(rows[0]) if rows else None
-
-    def exists_with_external_ref(self, external_ref: str) -> bool:
-        return self.get_by_external_ref(external_ref) is not None
+        return _wallet(rows[0]) if rows else None
 
     def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
         """Lock the wallets in ascending id order, so two requests touching the same pair can never
@@ -165,7 +148,7 @@ class WalletRepository:
         locked = {}
         due = []
         for row in rows:
-            locked[row[0]] = _wallet_from_tuple(row)
+            locked[row[0]] = _wallet(row)
             if row[11]:
                 due.append(row[0])
             self._session.now = row[12]
@@ -178,12 +161,13 @@ class WalletRepository:
     def list_for_owner(
         self, owner_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Wallet]:
-        query = _current_wallets().where(wallets.c.owner_id == owner_id)
-        if after is not None:
-            query = query.where(tuple_(wallets.c.created_at, wallets.c.id) < tuple_(*after))
-        rows = self._connection.execute(
-            query.order_by(wallets.c.created_at.desc(), wallets.c.id.desc()).limit(limit)
-        ).all()
+        if after is None:
+            rows = self._session.fetch(_WALLETS_OF_OWNER_SQL, {"owner": owner_id, "limit": limit})
+        else:
+            rows = self._session.fetch(
+                _WALLETS_OF_OWNER_AFTER_SQL,
+                {"owner": owner_id, "after_at": after[0], "after_id": after[1], "limit": limit},
+            )
         return [_wallet(row) for row in rows]
 
     def save(self, wallet: Wallet) -> Wallet:
@@ -231,6 +215,24 @@ def _transaction(row: Any) -> Transaction:
         reversed_by_transaction_id=row.reversed_by_transaction_id,
         hold_id=row.hold_id,
         created_at=row.created_at,
+    )
+
+
+def _posted(new: NewTransaction, transaction_id: uuid.UUID, created_at: datetime) -> Transaction:
+    """The transaction `new` becomes once written with this id at this time."""
+    return Transaction(
+        id=transaction_id,
+        kind=new.kind,
+        amount=new.amount,
+        currency=new.currency,
+        source_wallet_id=new.source_wallet_id,
+        destination_wallet_id=new.destination_wallet_id,
+        reference=new.reference,
+        description=new.description,
+        metadata=new.metadata,
+        created_at=created_at,
+        reverses_transaction_id=new.reverses_transaction_id,
+        hold_id=new.hold_id,
     )
 
 
@@ -372,20 +374,7 @@ class LedgerRepository:
             self._session.defer(_POST_SQL, params)
         for wallet in moved:
             wallet.updated_at = created_at
-        return Transaction(
-            id=transaction_id,
-            kind=new.kind,
-            amount=new.amount,
-            currency=new.currency,
-            source_wallet_id=new.source_wallet_id,
-            destination_wallet_id=new.destination_wallet_id,
-            reference=new.reference,
-            description=new.description,
-            metadata=new.metadata,
-            created_at=created_at,
-            reverses_transaction_id=new.reverses_transaction_id,
-            hold_id=new.hold_id,
-        )
+        return _posted(new, transaction_id, created_at)
 
     def transfer(self, new: NewTransaction, *, owner: str | None) -> TransferOutcome:
         """Run wallet_transfer once: claim the key (when this transaction still has to), lock, check,
@@ -395,18 +384,7 @@ class LedgerRepository:
 
         When the call can also store the response (the unit of work starts with it and the caller
         said how it renders), it is the whole transaction: one round trip, no BEGIN, no COMMIT."""
-        transaction = Transaction(
-            id=uuid.uuid4(),
-            kind=new.kind,
-            amount=new.amount,
-            currency=new.currency,
-            source_wallet_id=new.source_wallet_id,
-            destination_wallet_id=new.destination_wallet_id,
-            reference=new.reference,
-            description=new.description,
-            metadata=new.metadata,
-            created_at=_TIME_MARK,
-        )
+        transaction = _posted(new, uuid.uuid4(), _TIME_MARK)
         claim = self._session.take_claim()
         status, body_parts = None, None
         if claim is not None and claim.render is not None and self._session.at_start():

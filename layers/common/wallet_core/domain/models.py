@@ -84,9 +84,6 @@ class Transaction:
     reversed_by_transaction_id: uuid.UUID | None = None
     hold_id: uuid.UUID | None = None
 
-    def involves_owner_wallets(self, wallet_ids: set[uuid.UUID]) -> bool:
-        return bool({self.source_wallet_id, self.destination_wallet_id} & wallet_ids)
-
 
 @dataclass
 class HistoryItem:
