@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -139,24 +139,29 @@ class UnresolvedSettlement(_Resource):
 NEXT_CURSOR = Field(description="opaque; pass it as `?cursor=` for the next page; null on the last page")
 
 
-class WalletPage(_Resource):
-    items: list[Wallet]
+ItemT = TypeVar("ItemT")
+
+
+# One page shape for every list; each list names its own (the document names the schema by class).
+class _Page(_Resource, Generic[ItemT]):
+    items: list[ItemT]
     next_cursor: str | None = NEXT_CURSOR
 
 
-class HistoryPage(_Resource):
-    items: list[HistoryItem]
-    next_cursor: str | None = NEXT_CURSOR
+class WalletPage(_Page[Wallet]):
+    pass
 
 
-class BalanceSnapshotPage(_Resource):
-    items: list[BalanceSnapshot]
-    next_cursor: str | None = NEXT_CURSOR
+class HistoryPage(_Page[HistoryItem]):
+    pass
 
 
-class UnresolvedSettlementPage(_Resource):
-    items: list[UnresolvedSettlement]
-    next_cursor: str | None = NEXT_CURSOR
+class BalanceSnapshotPage(_Page[BalanceSnapshot]):
+    pass
+
+
+class UnresolvedSettlementPage(_Page[UnresolvedSettlement]):
+    pass
 
 
 class FieldError(BaseModel):

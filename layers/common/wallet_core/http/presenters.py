@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import uuid
 from collections.abc import Callable
@@ -23,43 +24,51 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _id(value: uuid.UUID | None) -> str | None:
-    return str(value) if value is not None else None
+def _json(value: Any) -> Any:
+    """One attribute as the contract writes it: ids as strings, enums by value, times as timestamps."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return timestamp(value)
+    return value
+
+
+class _Fields:
+    """A resource's fields, in the contract's order (the JSON keeps it), each read off the object."""
+
+    def __init__(self, names: str) -> None:
+        self.names = tuple(names.split())
+
+    def render(self, value: Any) -> dict[str, Any]:
+        return {name: _json(getattr(value, name)) for name in self.names}
+
+
+_WALLET = _Fields(
+    "id owner_id currency status balance held available version external_ref metadata created_at updated_at"
+)
+_TRANSACTION = _Fields(
+    "id kind status amount currency source_wallet_id destination_wallet_id reference description metadata"
+    " reverses_transaction_id reversed_by_transaction_id created_at"
+)
+_HOLD = _Fields(
+    "id wallet_id amount captured_amount status reference expires_at purpose created_at updated_at"
+)
+_BALANCE_SNAPSHOT = _Fields(
+    "id wallet_id provider event_id currency reported_balance ledger_balance drift reported_at created_at"
+)
+_UNRESOLVED_SETTLEMENT = _Fields(
+    "id provider event_id hold_id wallet_id amount currency reason created_at resolved_at resolution"
+)
 
 
 def wallet_resource(wallet: Wallet) -> dict[str, Any]:
-    return {
-        "id": str(wallet.id),
-        "owner_id": wallet.owner_id,
-        "currency": wallet.currency,
-        "status": wallet.status.value,
-        "balance": wallet.balance,
-        "held": wallet.held,
-        "available": wallet.available,
-        "version": wallet.version,
-        "external_ref": wallet.external_ref,
-        "metadata": wallet.metadata,
-        "created_at": timestamp(wallet.created_at),
-        "updated_at": timestamp(wallet.updated_at),
-    }
+    return _WALLET.render(wallet)
 
 
 def transaction_resource(transaction: Transaction) -> dict[str, Any]:
-    return {
-        "id": str(transaction.id),
-        "kind": transaction.kind.value,
-        "status": transaction.status,
-        "amount": transaction.amount,
-        "currency": transaction.currency,
-        "source_wallet_id": _id(transaction.source_wallet_id),
-        "destination_wallet_id": _id(transaction.destination_wallet_id),
-        "reference": transaction.reference,
-        "description": transaction.description,
-        "metadata": transaction.metadata,
-        "reverses_transaction_id": _id(transaction.reverses_transaction_id),
-        "reversed_by_transaction_id": _id(transaction.reversed_by_transaction_id),
-        "created_at": timestamp(transaction.created_at),
-    }
+    return _TRANSACTION.render(transaction)
 
 
 def history_item_resource(item: HistoryItem) -> dict[str, Any]:
@@ -71,49 +80,15 @@ def history_item_resource(item: HistoryItem) -> dict[str, Any]:
 
 
 def hold_resource(hold: Hold) -> dict[str, Any]:
-    return {
-        "id": str(hold.id),
-        "wallet_id": str(hold.wallet_id),
-        "amount": hold.amount,
-        "captured_amount": hold.captured_amount,
-        "status": hold.status.value,
-        "reference": hold.reference,
-        "expires_at": timestamp(hold.expires_at),
-        "purpose": hold.purpose.value,
-        "created_at": timestamp(hold.created_at),
-        "updated_at": timestamp(hold.updated_at),
-    }
+    return _HOLD.render(hold)
 
 
 def balance_snapshot_resource(snapshot: BalanceSnapshot) -> dict[str, Any]:
-    return {
-        "id": str(snapshot.id),
-        "wallet_id": str(snapshot.wallet_id),
-        "provider": snapshot.provider,
-        "event_id": snapshot.event_id,
-        "currency": snapshot.currency,
-        "reported_balance": snapshot.reported_balance,
-        "ledger_balance": snapshot.ledger_balance,
-        "drift": snapshot.drift,
-        "reported_at": timestamp(snapshot.reported_at),
-        "created_at": timestamp(snapshot.created_at),
-    }
+    return _BALANCE_SNAPSHOT.render(snapshot)
 
 
 def unresolved_settlement_resource(settlement: UnresolvedSettlement) -> dict[str, Any]:
-    return {
-        "id": str(settlement.id),
-        "provider": settlement.provider,
-        "event_id": settlement.event_id,
-        "hold_id": str(settlement.hold_id),
-        "wallet_id": str(settlement.wallet_id),
-        "amount": settlement.amount,
-        "currency": settlement.currency,
-        "reason": settlement.reason,
-        "created_at": timestamp(settlement.created_at),
-        "resolved_at": timestamp(settlement.resolved_at) if settlement.resolved_at else None,
-        "resolution": settlement.resolution,
-    }
+    return _UNRESOLVED_SETTLEMENT.render(settlement)
 
 
 def page_resource(page: Page, present: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
