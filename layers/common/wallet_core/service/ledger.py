@@ -66,26 +66,36 @@ def post(uow: UnitOfWork, new: NewTransaction, legs: list[tuple[Wallet | None, i
 def credit_wallet(
     uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
 ) -> Transaction:
-    require_admin(principal)
-    wallet = lock_wallets(uow, wallet_id)[wallet_id]
-    wallet.ensure_can_receive()
-    new = memo.movement(
-        TransactionKind.CREDIT, principal, amount, wallet.currency, source=None, destination=wallet.id
-    )
-    return post(uow, new, [(wallet, amount), (None, -amount)])
+    return _across_the_edge(uow, principal, wallet_id, TransactionKind.CREDIT, amount, memo)
 
 
 def debit_wallet(
     uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, amount: int, memo: Memo
 ) -> Transaction:
+    return _across_the_edge(uow, principal, wallet_id, TransactionKind.DEBIT, amount, memo)
+
+
+def _across_the_edge(
+    uow: UnitOfWork,
+    principal: Principal,
+    wallet_id: uuid.UUID,
+    kind: TransactionKind,
+    amount: int,
+    memo: Memo,
+) -> Transaction:
+    """Money entering (a credit) or leaving (a debit) the ledger: the wallet moves against its
+    currency's system account."""
     require_admin(principal)
     wallet = lock_wallets(uow, wallet_id)[wallet_id]
-    wallet.ensure_can_send()
-    wallet.ensure_available(amount)
-    new = memo.movement(
-        TransactionKind.DEBIT, principal, amount, wallet.currency, source=wallet.id, destination=None
-    )
-    return post(uow, new, [(wallet, -amount), (None, amount)])
+    if kind is TransactionKind.CREDIT:
+        wallet.ensure_can_receive()
+        source, destination, change = None, wallet.id, amount
+    else:
+        wallet.ensure_can_send()
+        wallet.ensure_available(amount)
+        source, destination, change = wallet.id, None, -amount
+    new = memo.movement(kind, principal, amount, wallet.currency, source=source, destination=destination)
+    return post(uow, new, [(wallet, change), (None, -change)])
 
 
 TRANSFER_WALLET_NOT_FOUND = "The source or the destination wallet was not found."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -107,42 +108,32 @@ def _set_status(uow: UnitOfWork, wallet: Wallet, status: WalletStatus) -> Wallet
     return uow.wallets.save(wallet)
 
 
-def _switch_status(
-    uow: UnitOfWork,
-    principal: Principal,
-    wallet_id: uuid.UUID,
-    *,
-    only_from: WalletStatus,
-    to: WalletStatus,
-    rule: str,
-) -> Wallet:
+@dataclass(frozen=True)
+class _Switch:
     """Freeze and unfreeze: each only from the state the other one leaves (`rule` says which)."""
+
+    only_from: WalletStatus
+    to: WalletStatus
+    rule: str
+
+
+_FREEZE = _Switch(WalletStatus.ACTIVE, WalletStatus.FROZEN, "only an active wallet can be frozen")
+_UNFREEZE = _Switch(WalletStatus.FROZEN, WalletStatus.ACTIVE, "only a frozen wallet can be unfrozen")
+
+
+def _switch_status(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID, switch: _Switch) -> Wallet:
     wallet = _locked_for_status_change(uow, principal, wallet_id)
-    if wallet.status is not only_from:
-        raise errors.InvalidStateError(f"Wallet {wallet_id} is {wallet.status}, {rule}.")
-    return _set_status(uow, wallet, to)
+    if wallet.status is not switch.only_from:
+        raise errors.InvalidStateError(f"Wallet {wallet_id} is {wallet.status}, {switch.rule}.")
+    return _set_status(uow, wallet, switch.to)
 
 
 def freeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
-    return _switch_status(
-        uow,
-        principal,
-        wallet_id,
-        only_from=WalletStatus.ACTIVE,
-        to=WalletStatus.FROZEN,
-        rule="only an active wallet can be frozen",
-    )
+    return _switch_status(uow, principal, wallet_id, _FREEZE)
 
 
 def unfreeze_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
-    return _switch_status(
-        uow,
-        principal,
-        wallet_id,
-        only_from=WalletStatus.FROZEN,
-        to=WalletStatus.ACTIVE,
-        rule="only a frozen wallet can be unfrozen",
-    )
+    return _switch_status(uow, principal, wallet_id, _UNFREEZE)
 
 
 def close_wallet(uow: UnitOfWork, principal: Principal, wallet_id: uuid.UUID) -> Wallet:
