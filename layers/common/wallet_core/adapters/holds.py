@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from wallet_core.adapters.base import Repository, from_row
 from wallet_core.adapters.tables import holds, wallets
 from wallet_core.domain.models import Hold, HoldPurpose, HoldStatus
 
@@ -84,24 +85,10 @@ _HOLD_COLUMNS = (
 
 
 def _hold(row: Any) -> Hold:
-    return Hold(
-        id=row.id,
-        wallet_id=row.wallet_id,
-        amount=row.amount,
-        captured_amount=row.captured_amount,
-        status=HoldStatus(row.status),
-        reference=row.reference,
-        expires_at=row.expires_at,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        purpose=HoldPurpose(row.purpose),
-    )
+    return from_row(Hold, row, status=HoldStatus, purpose=HoldPurpose)
 
 
-class HoldRepository:
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
+class HoldRepository(Repository):
     def add(
         self,
         *,

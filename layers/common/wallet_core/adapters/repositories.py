@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from wallet_core.adapters.base import Repository, from_row
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
 from wallet_core.adapters.holds import DUE_HOLD_SQL, release_due_holds
-from wallet_core.adapters.session import KeyClaim, RawSession
+from wallet_core.adapters.session import KeyClaim
 from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
@@ -70,28 +71,11 @@ _WALLETS_OF_OWNER_AFTER_SQL = (
 
 
 def _wallet(row: Sequence[Any]) -> Wallet:
-    """A wallet from a row whose first columns are those of `wallets`, in the table's order (every
-    query above selects them so, and so does RETURNING the table's columns)."""
-    return Wallet(
-        id=row[0],
-        owner_id=row[1],
-        currency=row[2],
-        status=WalletStatus(row[3]),
-        balance=row[4],
-        held=row[5],
-        version=row[6],
-        external_ref=row[7],
-        metadata=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
+    # The raw queries above select the wallet's columns first, in the order of Wallet's fields.
+    return from_row(Wallet, row, status=WalletStatus)
 
 
-class WalletRepository:
-    def __init__(self, connection: Connection, session: RawSession) -> None:
-        self._connection = connection
-        self._session = session
-
+class WalletRepository(Repository):
     def add(
         self,
         *,
@@ -200,22 +184,7 @@ def _transaction_query():
 
 
 def _transaction(row: Any) -> Transaction:
-    return Transaction(
-        id=row.id,
-        kind=TransactionKind(row.kind),
-        status=row.status,
-        amount=row.amount,
-        currency=row.currency,
-        source_wallet_id=row.source_wallet_id,
-        destination_wallet_id=row.destination_wallet_id,
-        reference=row.reference,
-        description=row.description,
-        metadata=row.metadata,
-        reverses_transaction_id=row.reverses_transaction_id,
-        reversed_by_transaction_id=row.reversed_by_transaction_id,
-        hold_id=row.hold_id,
-        created_at=row.created_at,
-    )
+    return from_row(Transaction, row, kind=TransactionKind)
 
 
 def _posted(new: NewTransaction, transaction_id: uuid.UUID, created_at: datetime) -> Transaction:
@@ -312,12 +281,8 @@ class TransferOutcome:
     source_available: int | None
 
 
-class LedgerRepository:
+class LedgerRepository(Repository):
     """Transactions and their entries: written together with the wallets' new balances, never updated."""
-
-    def __init__(self, connection: Connection, session: RawSession) -> None:
-        self._connection = connection
-        self._session = session
 
     def _ensure_system_account(self, currency: str) -> uuid.UUID:
         account_id = system_account_id(currency)
@@ -502,11 +467,7 @@ def _waited_for_key(exc: BaseException) -> bool:
     return "idempotency_keys" in (getattr(diag, "context", None) or "")
 
 
-class IdempotencyRepository:
-    def __init__(self, connection: Connection, session: RawSession) -> None:
-        self._connection = connection
-        self._session = session
-
+class IdempotencyRepository(Repository):
     def claim(
         self, principal: str, key: str, fingerprint: str, *, wait_seconds: float
     ) -> tuple[str, int | None, str | None] | None:

@@ -76,7 +76,7 @@ class SqlUnitOfWork:
         self.wallets = WalletRepository(connection, self._session)
         self.ledger = LedgerRepository(connection, self._session)
         self.idempotency = IdempotencyRepository(connection, self._session)
-        self.holds = HoldRepository(connection)
+        self.holds = HoldRepository(connection, self._session)
         self.provider_events = ProviderEventRepository(connection, self._session)
         self.balance_snapshots = BalanceSnapshotRepository(connection)
         self.unresolved_settlements = UnresolvedSettlementRepository(connection)
