@@ -452,6 +452,19 @@ def _success(
     return response
 
 
+def _authenticated(
+    operation_id: str, summary: str, description: str, tag: str, admin: bool, admin_fields: str | None
+) -> dict[str, Any]:
+    """What every authenticated operation says of itself, reads and commands alike."""
+    return {
+        "operation_id": operation_id,
+        "summary": summary,
+        "description": _description(description, admin, admin_fields),
+        "tags": [tag],
+        "security": _security(admin),
+    }
+
+
 def query(
     *,
     operation_id: str,
@@ -469,11 +482,7 @@ def query(
         _AUTHENTICATED, {403: ["forbidden"]} if admin or admin_fields else {}, problems or {}
     )
     return {
-        "operation_id": operation_id,
-        "summary": summary,
-        "description": _description(description, admin, admin_fields),
-        "tags": [tag],
-        "security": _security(admin),
+        **_authenticated(operation_id, summary, description, tag, admin, admin_fields),
         "responses": {
             200: _success(200, model, "OK", {}, links),
             **_problems(all_problems, {}),
@@ -526,11 +535,7 @@ def command(
     if admin:
         extensions[SCOPE_EXTENSION] = ADMIN_SCOPE
     return {
-        "operation_id": operation_id,
-        "summary": summary,
-        "description": _description(description, admin, admin_fields),
-        "tags": [tag],
-        "security": _security(admin),
+        **_authenticated(operation_id, summary, description, tag, admin, admin_fields),
         "responses": responses,
         "openapi_extensions": extensions,
     }
