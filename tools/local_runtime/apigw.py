@@ -10,7 +10,6 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -269,7 +268,3 @@ def _body(result: dict[str, Any]) -> bytes:
         except ValueError as exc:
             raise InvalidResponse("isBase64Encoded is true but body is not base64") from exc
     return (body if isinstance(body, str) else json.dumps(body)).encode()
-
-
-def http_date(now: float | None = None) -> str:
-    return formatdate(now, usegmt=True)

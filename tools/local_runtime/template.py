@@ -557,6 +557,3 @@ class Template:
                 queues[logical_id].dead_letter_id = dlq.logical_id
                 queues[logical_id].max_receive_count = int(policy.get("maxReceiveCount", 10))
         return queues
-
-    def queue_for_arn(self, arn: str) -> Queue | None:
-        return next((queue for queue in self.queues().values() if arn in (queue.arn, queue.name)), None)
