@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.base import Repository, from_row
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
 from wallet_core.adapters.holds import DUE_HOLD_SQL, release_due_holds
 from wallet_core.adapters.session import KeyClaim
-from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
+from wallet_core.adapters.tables import entries, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
     HistoryItem,
@@ -211,18 +210,25 @@ def system_account_id(currency: str) -> uuid.UUID:
 
 
 SYSTEM_ACCOUNT_NAMESPACE = uuid.UUID("5b0c2a4e-4f4e-4a59-9c61-77616c6c6574")
-_known_system_accounts: set[str] = set()  # per container: created once, never change
 
 # Wallet balances, the transaction and its entries in ONE statement (one round trip while the
 # wallets are locked, none of its own once deferred to the commit). Entry FKs are checked at the end
-# of the statement, when the transaction row from the sibling CTE exists. A locked wallet that was not
+# of the statement, when the transaction row from the sibling CTE exists. The currency's system
+# account (when the transaction has a system leg) is created by the statement itself if it does not
+# exist yet: nothing is remembered outside the database, so a transaction or savepoint that created
+# it and was then rolled back leaves no later posting without it (an existing row costs one index
+# probe, and no lock). A locked wallet that was not
 # updated (impossible under FOR NO KEY UPDATE) fails the statement, by a division by zero, and so
 # the whole transaction, even when the statement travels with the COMMIT. The wallets are also
 # matched with `= ANY(ids)`, so every plan (a prepared statement's generic one included, which
 # guesses 10 rows for unnest) reaches them through the primary key instead of hashing a scan of the
 # whole wallets table.
 _POST_SQL = """
-    WITH moved AS (
+    WITH account AS (
+        INSERT INTO system_accounts (id, currency, created_at)
+        SELECT CAST(%(system)s AS uuid), %(currency)s, now() WHERE CAST(%(system)s AS uuid) IS NOT NULL
+        ON CONFLICT DO NOTHING
+    ), moved AS (
         UPDATE wallets AS w
         SET balance = v.balance, held = v.held, version = v.version, updated_at = now()
         FROM unnest(CAST(%(wallet_ids)s AS uuid[]), CAST(%(balances)s AS bigint[]),
@@ -284,17 +290,6 @@ class TransferOutcome:
 class LedgerRepository(Repository):
     """Transactions and their entries: written together with the wallets' new balances, never updated."""
 
-    def _ensure_system_account(self, currency: str) -> uuid.UUID:
-        account_id = system_account_id(currency)
-        if currency not in _known_system_accounts:
-            self._connection.execute(
-                pg_insert(system_accounts)
-                .values(id=account_id, currency=currency, created_at=func.now())
-                .on_conflict_do_nothing(index_elements=["currency"])
-            )
-            _known_system_accounts.add(currency)
-        return account_id
-
     def post(self, new: NewTransaction, postings: Sequence[Posting]) -> Transaction:
         """Write the transaction, one entry per posting, and the posted wallets' balance, held and
         version (already applied by the caller to the wallets it locked).
@@ -304,15 +299,14 @@ class LedgerRepository(Repository):
         if sum(posting.amount for posting in postings) != 0:
             raise ValueError("postings of a transaction must sum to zero")
         moved = [posting.wallet for posting in postings if posting.wallet is not None]
-        system = None
-        if len(moved) < len(postings):
-            system = self._ensure_system_account(new.currency)
+        system = system_account_id(new.currency) if len(moved) < len(postings) else None
         transaction_id = uuid.uuid4()
         params = {
             "wallet_ids": [wallet.id for wallet in moved],
             "balances": [wallet.balance for wallet in moved],
             "helds": [wallet.held for wallet in moved],
             "versions": [wallet.version for wallet in moved],
+            "system": system,
             "id": transaction_id,
             "kind": new.kind.value,
             "amount": new.amount,
