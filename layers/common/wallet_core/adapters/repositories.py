@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.base import Repository, from_row
@@ -176,7 +176,7 @@ _reversal = transactions.alias("reversal")
 _TRANSACTION_COLUMNS = (*transactions.c, _reversal.c.id.label("reversed_by_transaction_id"))
 
 
-def _transaction_query():
+def _transaction_query() -> Select[*tuple[Any, ...]]:
     return select(*_TRANSACTION_COLUMNS).select_from(
         transactions.outerjoin(_reversal, _reversal.c.reverses_transaction_id == transactions.c.id)
     )
@@ -345,19 +345,21 @@ class LedgerRepository(Repository):
         said how it renders), it is the whole transaction: one round trip, no BEGIN, no COMMIT."""
         transaction = _posted(new, uuid.uuid4(), _TIME_MARK)
         claim = self._session.take_claim()
-        status, body_parts = None, None
+        # (status, body before the time, body after it) when the call is the whole transaction
+        response: tuple[int, str, str] | None = None
         if claim is not None and claim.render is not None and self._session.at_start():
             status, body = claim.render(transaction)
             body_parts = body.split(_TIME_MARK_TEXT)
-        alone = body_parts is not None and len(body_parts) == 2
+            if len(body_parts) == 2:
+                response = (status, body_parts[0], body_parts[1])
         params = {
             "principal": claim.principal if claim else None,
             "key": claim.key if claim else None,
             "fingerprint": claim.fingerprint if claim else None,
             "key_wait": claim.wait if claim else None,
-            "status": status if alone else None,
-            "body_head": body_parts[0] if alone else None,
-            "body_tail": body_parts[1] if alone else None,
+            "status": response[0] if response else None,
+            "body_head": response[1] if response else None,
+            "body_tail": response[2] if response else None,
             "owner": owner,
             "id": transaction.id,
             "source": new.source_wallet_id,
@@ -370,7 +372,7 @@ class LedgerRepository(Repository):
             "created_by": new.created_by,
         }
         try:
-            if alone:
+            if response is not None:
                 row = self._session.fetch_alone(_TRANSFER_SQL, params)[0]
             else:
                 row = self._session.fetch(_TRANSFER_SQL, params)[0]
@@ -382,8 +384,8 @@ class LedgerRepository(Repository):
         if outcome == "replay":
             raise errors.IdempotencyKeyTaken((stored[0], stored[1], stored[2]))
         transaction.created_at = self._session.now = posted_at
-        if alone and outcome == "posted":
-            self._session.completed = (claim.principal, claim.key, status, stored[2])
+        if response is not None and claim is not None and outcome == "posted":
+            self._session.completed = (claim.principal, claim.key, response[0], stored[2])
         return TransferOutcome(outcome, transaction, source_currency, source_available)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:
