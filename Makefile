@@ -18,7 +18,7 @@ help:
 	@echo "make lint        ruff check, ruff format --check, bandit, mypy (make typecheck)"
 	@echo "make test-unit   the tests that need no database (quick)"
 	@echo "make expand-contract   the previous release's handlers on this commit's schema"
-	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools)"
+	@echo "make typecheck   mypy (strict: wallet_core, migrations; default: functions, tools, bench)"
 	@echo "make lock        re-lock layers/common/requirements.txt (hashes, Lambda arm64 / py3.13)"
 	@echo "make sbom        CycloneDX SBOM of the layer from the lock (.aws-sam/sbom/)"
 	@echo "make audit       pip-audit over the locked layer requirements"

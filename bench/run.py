@@ -395,10 +395,10 @@ class TransferWorkers:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise RuntimeError(f"{len(pending)} worker(s) did not answer within {timeout:.0f} s")
-            for channel in wait(list(pending.values()), timeout=remaining):
-                index = next(i for i, c in pending.items() if c is channel)
+            for ready in wait(list(pending.values()), timeout=remaining):
+                index = next(i for i, c in pending.items() if c is ready)
                 try:
-                    reply = channel.recv()
+                    reply = pending[index].recv()
                 except EOFError as exc:
                     raise RuntimeError(
                         f"worker {index} died (exit code {self._processes[index].exitcode})"
@@ -506,7 +506,7 @@ def check_ledger(url: str) -> str:
 
     libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(libpq) as conn:
-        total, off, negative, transfers = conn.execute(LEDGER_CHECK_SQL).fetchone()
+        [(total, off, negative, transfers)] = conn.execute(LEDGER_CHECK_SQL).fetchall()  # one row: aggregates
     if total == 0 and off == 0 and negative == 0:
         return f"ok ({transfers} transfers; entries sum to 0, balances match entries, none negative)"
     return f"BROKEN: entries sum {total}, {off} wallet(s) off their entries, {negative} negative"
@@ -947,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     embedded: pgserver.EmbeddedPostgres | None = None
     remote: ExternalServer | None = None
+    create: Callable[[str], str]  # a fresh database by the name or prefix given, its URL
     try:
         if external:
             remote = ExternalServer(external)

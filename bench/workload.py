@@ -361,7 +361,10 @@ def count_round_trips(call: Any, times: int) -> float:
     from wallet_core.adapters.db import get_engine
 
     with get_engine().connect() as connection:
-        pgconn = connection.connection.driver_connection.pgconn
+        driver = connection.connection.driver_connection
+        if driver is None:  # only an invalidated connection has none
+            raise RuntimeError("the pooled connection has no driver connection")
+        pgconn = driver.pgconn
     with tempfile.TemporaryFile() as trace:
         pgconn.trace(os.dup(trace.fileno()))  # libpq gets its own descriptor (it never closes it)
         pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)

@@ -19,8 +19,7 @@ ADMIN = {"sub": "operator-1", "scope": "wallet:admin wallet:read"}
 ALICE = {"sub": "alice", "scope": "wallet:read"}
 BOB = {"sub": "bob", "scope": "wallet:read"}
 
-# System accounts are left alone: they are created once per currency and never go away (containers
-# cache that they exist).
+# System accounts are left alone: they are created once per currency and never go away.
 LEDGER_TABLES = ("entries", "transactions", "wallets", "idempotency_keys")
 
 

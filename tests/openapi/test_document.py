@@ -211,3 +211,23 @@ def test_every_example_is_valid_for_the_model_it_illustrates(document):
         "own_wallet"
         in document["paths"]["/v1/wallets"]["post"]["requestBody"]["content"]["application/json"]["examples"]
     )
+
+
+def test_every_resource_the_handlers_render_is_documented_field_for_field(document):
+    # The presenters' field lists are what every response carries; the document's models must list
+    # the same fields, in the same order (a missing one is forbidden by additionalProperties: false).
+    from wallet_core.http import presenters
+
+    schemas = document["components"]["schemas"]
+    rendered = {
+        "Wallet": presenters._WALLET,
+        "Transaction": presenters._TRANSACTION,
+        "Hold": presenters._HOLD,
+        "BalanceSnapshot": presenters._BALANCE_SNAPSHOT,
+        "UnresolvedSettlement": presenters._UNRESOLVED_SETTLEMENT,
+    }
+    for name, fields in rendered.items():
+        assert list(schemas[name]["properties"]) == list(fields.names), name
+        assert schemas[name]["additionalProperties"] is False
+    assert schemas["Hold"]["properties"]["purpose"]["enum"] == ["payout", "reservation"]
+    assert "purpose" in schemas["Hold"]["required"]

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -29,6 +29,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from wallet_core.config import Settings, get_settings
 from wallet_core.domain import errors
+
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
+    from sqlalchemy.pool import ConnectionPoolEntry
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +57,17 @@ def _normalise(url: str) -> str:
 def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
     """Read a Secrets Manager secret through the AWS Parameters and Secrets Lambda Extension, which
     caches it and spares the API functions a boto3 import."""
+    import urllib.parse
     import urllib.request  # only deployments that read a secret pay for it (http.client, email)
 
     port = os.environ.get("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", "2773")
     request = urllib.request.Request(
-        f"http://localhost:{port}/secretsmanager/get?secretId={urllib.request.quote(secret_arn, safe='')}",
+        f"http://localhost:{port}/secretsmanager/get?secretId={urllib.parse.quote(secret_arn, safe='')}",
         headers={"X-Aws-Parameters-Secrets-Token": os.environ.get("AWS_SESSION_TOKEN", "")},
     )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310  # nosec B310
-        return json.loads(json.loads(response.read())["SecretString"])
+        secret: dict[str, Any] = json.loads(json.loads(response.read())["SecretString"])
+    return secret
 
 
 def _tls(settings: Settings) -> dict[str, str]:
@@ -104,7 +111,7 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 @functools.cache
-def _secrets_client():
+def _secrets_client() -> Any:  # a boto3 client: boto3 ships no types
     # Only a container whose password was rotated pays for boto3, and only then.
     import boto3
 
@@ -132,7 +139,7 @@ class SecretCredentials:
             if self._secret is not None and self._secret.get("password") != refused.get("password"):
                 return self._secret  # another thread of this container already refreshed it
             response = _secrets_client().get_secret_value(SecretId=self._secret_arn)
-            fresh = json.loads(response["SecretString"])
+            fresh: dict[str, Any] = json.loads(response["SecretString"])
             if fresh.get("username") == refused.get("username") and fresh.get("password") == refused.get(
                 "password"
             ):
@@ -140,7 +147,13 @@ class SecretCredentials:
             self._secret = fresh
             return fresh
 
-    def connect(self, dialect, connection_record, cargs, cparams):
+    def connect(
+        self,
+        dialect: Dialect,
+        connection_record: ConnectionPoolEntry,
+        cargs: tuple[Any, ...],
+        cparams: dict[str, Any],
+    ) -> DBAPIConnection:
         """`do_connect` listener: log in with the current secret; once more with a fresh one if the
         server refuses it."""
         secret = self.current()
@@ -208,14 +221,16 @@ def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
 
 
 @functools.cache
-def _rds_client():
+def _rds_client() -> Any:  # a boto3 client: boto3 ships no types
     # Only IAM-auth deployments pay for boto3, and only when they first connect.
     import boto3
 
     return boto3.client("rds")
 
 
-def _with_iam_token(dialect, connection_record, cargs, cparams) -> None:
+def _with_iam_token(
+    dialect: Dialect, connection_record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> None:
     """A fresh token for every new connection: tokens live 15 minutes, connections are recycled
     after 5, and generating one is a local signature (no API call)."""
     cparams["password"] = _rds_client().generate_db_auth_token(
@@ -232,7 +247,7 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
-def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> bool:
+def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> TypeGuard[psycopg.Error]:
     # psycopg loads with the first connection (SQLAlchemy's dialect imports it), not with this
     # module: a handler's cold import does not pay for it. Not loaded = not its error.
     psycopg = sys.modules.get("psycopg")

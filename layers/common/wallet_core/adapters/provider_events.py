@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, literal, select, tuple_
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.sql import func
 
-from wallet_core.adapters.session import RawSession
+from wallet_core.adapters.base import Repository, from_row
 from wallet_core.adapters.tables import balance_snapshots, unresolved_settlements, wallets
 from wallet_core.domain.models import BalanceSnapshot, UnresolvedSettlement
 
@@ -41,11 +41,7 @@ _MARK_UNRESOLVED_SQL = """
 """
 
 
-class ProviderEventRepository:
-    def __init__(self, connection: Connection, session: RawSession) -> None:
-        self._connection = connection
-        self._session = session
-
+class ProviderEventRepository(Repository):
     def _insert(
         self,
         provider: str,
@@ -112,25 +108,7 @@ class ProviderEventRepository:
         return self._insert(provider, event_id, event_type, payload, status=REJECTED, reason=reason)
 
 
-def _snapshot(row: Any) -> BalanceSnapshot:
-    return BalanceSnapshot(
-        id=row.id,
-        wallet_id=row.wallet_id,
-        provider=row.provider,
-        event_id=row.event_id,
-        currency=row.currency,
-        reported_balance=row.reported_balance,
-        ledger_balance=row.ledger_balance,
-        drift=row.drift,
-        reported_at=row.reported_at,
-        created_at=row.created_at,
-    )
-
-
-class BalanceSnapshotRepository:
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
+class BalanceSnapshotRepository(Repository):
     def add(
         self,
         *,
@@ -160,7 +138,7 @@ class BalanceSnapshotRepository:
             .from_select([column.name for column in balance_snapshots.c], source)
             .returning(*balance_snapshots.c)
         ).one()
-        return _snapshot(row)
+        return from_row(BalanceSnapshot, row)
 
     def list_for_wallet(
         self, wallet_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
@@ -173,30 +151,11 @@ class BalanceSnapshotRepository:
         rows = self._connection.execute(
             query.order_by(balance_snapshots.c.created_at.desc(), balance_snapshots.c.id.desc()).limit(limit)
         ).all()
-        return [_snapshot(row) for row in rows]
+        return [from_row(BalanceSnapshot, row) for row in rows]
 
 
-def _unresolved(row: Any) -> UnresolvedSettlement:
-    return UnresolvedSettlement(
-        id=row.id,
-        provider=row.provider,
-        event_id=row.event_id,
-        hold_id=row.hold_id,
-        wallet_id=row.wallet_id,
-        amount=row.amount,
-        currency=row.currency,
-        reason=row.reason,
-        created_at=row.created_at,
-        resolved_at=row.resolved_at,
-        resolution=row.resolution,
-    )
-
-
-class UnresolvedSettlementRepository:
+class UnresolvedSettlementRepository(Repository):
     """Settlements the ledger could not post, for operators (listed newest first)."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
 
     def add(
         self,
@@ -224,7 +183,7 @@ class UnresolvedSettlementRepository:
             )
             .returning(*unresolved_settlements.c)
         ).one()
-        return _unresolved(row)
+        return from_row(UnresolvedSettlement, row)
 
     def list(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[UnresolvedSettlement]:
         query = select(unresolved_settlements)
@@ -237,4 +196,4 @@ class UnresolvedSettlementRepository:
                 unresolved_settlements.c.created_at.desc(), unresolved_settlements.c.id.desc()
             ).limit(limit)
         ).all()
-        return [_unresolved(row) for row in rows]
+        return [from_row(UnresolvedSettlement, row) for row in rows]

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from wallet_core.adapters.base import Repository, from_row
 from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
 from wallet_core.adapters.holds import DUE_HOLD_SQL, release_due_holds
 from wallet_core.adapters.session import KeyClaim
-from wallet_core.adapters.tables import entries, system_accounts, transactions, wallets
+from wallet_core.adapters.tables import entries, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
     HistoryItem,
@@ -177,7 +176,7 @@ _reversal = transactions.alias("reversal")
 _TRANSACTION_COLUMNS = (*transactions.c, _reversal.c.id.label("reversed_by_transaction_id"))
 
 
-def _transaction_query():
+def _transaction_query() -> Select[*tuple[Any, ...]]:
     return select(*_TRANSACTION_COLUMNS).select_from(
         transactions.outerjoin(_reversal, _reversal.c.reverses_transaction_id == transactions.c.id)
     )
@@ -211,18 +210,25 @@ def system_account_id(currency: str) -> uuid.UUID:
 
 
 SYSTEM_ACCOUNT_NAMESPACE = uuid.UUID("5b0c2a4e-4f4e-4a59-9c61-77616c6c6574")
-_known_system_accounts: set[str] = set()  # per container: created once, never change
 
 # Wallet balances, the transaction and its entries in ONE statement (one round trip while the
 # wallets are locked, none of its own once deferred to the commit). Entry FKs are checked at the end
-# of the statement, when the transaction row from the sibling CTE exists. A locked wallet that was not
+# of the statement, when the transaction row from the sibling CTE exists. The currency's system
+# account (when the transaction has a system leg) is created by the statement itself if it does not
+# exist yet: nothing is remembered outside the database, so a transaction or savepoint that created
+# it and was then rolled back leaves no later posting without it (an existing row costs one index
+# probe, and no lock). A locked wallet that was not
 # updated (impossible under FOR NO KEY UPDATE) fails the statement, by a division by zero, and so
 # the whole transaction, even when the statement travels with the COMMIT. The wallets are also
 # matched with `= ANY(ids)`, so every plan (a prepared statement's generic one included, which
 # guesses 10 rows for unnest) reaches them through the primary key instead of hashing a scan of the
 # whole wallets table.
 _POST_SQL = """
-    WITH moved AS (
+    WITH account AS (
+        INSERT INTO system_accounts (id, currency, created_at)
+        SELECT CAST(%(system)s AS uuid), %(currency)s, now() WHERE CAST(%(system)s AS uuid) IS NOT NULL
+        ON CONFLICT DO NOTHING
+    ), moved AS (
         UPDATE wallets AS w
         SET balance = v.balance, held = v.held, version = v.version, updated_at = now()
         FROM unnest(CAST(%(wallet_ids)s AS uuid[]), CAST(%(balances)s AS bigint[]),
@@ -284,17 +290,6 @@ class TransferOutcome:
 class LedgerRepository(Repository):
     """Transactions and their entries: written together with the wallets' new balances, never updated."""
 
-    def _ensure_system_account(self, currency: str) -> uuid.UUID:
-        account_id = system_account_id(currency)
-        if currency not in _known_system_accounts:
-            self._connection.execute(
-                pg_insert(system_accounts)
-                .values(id=account_id, currency=currency, created_at=func.now())
-                .on_conflict_do_nothing(index_elements=["currency"])
-            )
-            _known_system_accounts.add(currency)
-        return account_id
-
     def post(self, new: NewTransaction, postings: Sequence[Posting]) -> Transaction:
         """Write the transaction, one entry per posting, and the posted wallets' balance, held and
         version (already applied by the caller to the wallets it locked).
@@ -304,15 +299,14 @@ class LedgerRepository(Repository):
         if sum(posting.amount for posting in postings) != 0:
             raise ValueError("postings of a transaction must sum to zero")
         moved = [posting.wallet for posting in postings if posting.wallet is not None]
-        system = None
-        if len(moved) < len(postings):
-            system = self._ensure_system_account(new.currency)
+        system = system_account_id(new.currency) if len(moved) < len(postings) else None
         transaction_id = uuid.uuid4()
         params = {
             "wallet_ids": [wallet.id for wallet in moved],
             "balances": [wallet.balance for wallet in moved],
             "helds": [wallet.held for wallet in moved],
             "versions": [wallet.version for wallet in moved],
+            "system": system,
             "id": transaction_id,
             "kind": new.kind.value,
             "amount": new.amount,
@@ -351,19 +345,21 @@ class LedgerRepository(Repository):
         said how it renders), it is the whole transaction: one round trip, no BEGIN, no COMMIT."""
         transaction = _posted(new, uuid.uuid4(), _TIME_MARK)
         claim = self._session.take_claim()
-        status, body_parts = None, None
+        # (status, body before the time, body after it) when the call is the whole transaction
+        response: tuple[int, str, str] | None = None
         if claim is not None and claim.render is not None and self._session.at_start():
             status, body = claim.render(transaction)
             body_parts = body.split(_TIME_MARK_TEXT)
-        alone = body_parts is not None and len(body_parts) == 2
+            if len(body_parts) == 2:
+                response = (status, body_parts[0], body_parts[1])
         params = {
             "principal": claim.principal if claim else None,
             "key": claim.key if claim else None,
             "fingerprint": claim.fingerprint if claim else None,
             "key_wait": claim.wait if claim else None,
-            "status": status if alone else None,
-            "body_head": body_parts[0] if alone else None,
-            "body_tail": body_parts[1] if alone else None,
+            "status": response[0] if response else None,
+            "body_head": response[1] if response else None,
+            "body_tail": response[2] if response else None,
             "owner": owner,
             "id": transaction.id,
             "source": new.source_wallet_id,
@@ -376,7 +372,7 @@ class LedgerRepository(Repository):
             "created_by": new.created_by,
         }
         try:
-            if alone:
+            if response is not None:
                 row = self._session.fetch_alone(_TRANSFER_SQL, params)[0]
             else:
                 row = self._session.fetch(_TRANSFER_SQL, params)[0]
@@ -388,8 +384,8 @@ class LedgerRepository(Repository):
         if outcome == "replay":
             raise errors.IdempotencyKeyTaken((stored[0], stored[1], stored[2]))
         transaction.created_at = self._session.now = posted_at
-        if alone and outcome == "posted":
-            self._session.completed = (claim.principal, claim.key, status, stored[2])
+        if response is not None and claim is not None and outcome == "posted":
+            self._session.completed = (claim.principal, claim.key, response[0], stored[2])
         return TransferOutcome(outcome, transaction, source_currency, source_available)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:

@@ -78,8 +78,8 @@ class SqlUnitOfWork:
         self.idempotency = IdempotencyRepository(connection, self._session)
         self.holds = HoldRepository(connection, self._session)
         self.provider_events = ProviderEventRepository(connection, self._session)
-        self.balance_snapshots = BalanceSnapshotRepository(connection)
-        self.unresolved_settlements = UnresolvedSettlementRepository(connection)
+        self.balance_snapshots = BalanceSnapshotRepository(connection, self._session)
+        self.unresolved_settlements = UnresolvedSettlementRepository(connection, self._session)
         return self
 
     def __exit__(

@@ -100,6 +100,10 @@ class Hold(_Resource):
     status: Literal["active", "captured", "voided", "expired"]
     reference: str | None = Field(max_length=128)
     expires_at: Timestamp
+    purpose: Literal["payout", "reservation"] = Field(
+        description="`payout`: the provider pays the money out and settles it later, so the hold never"
+        " expires before the provider's settlement window; `reservation`: a plain hold"
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -417,6 +421,7 @@ _HOLD_EXAMPLE = {
     "status": "active",
     "reference": "payout-7781",
     "expires_at": "2026-11-29T19:04:40.000001Z",
+    "purpose": "payout",
     "created_at": "2026-11-22T19:04:40.000001Z",
     "updated_at": "2026-11-22T19:04:40.000001Z",
 }

@@ -117,8 +117,13 @@ class HoldCreateRequest(_Request):
     amount: Amount
     reference: Reference | None = None
     expires_at: HoldExpiry | None = None  # default: DEFAULT_HOLD_LIFETIME from now
-    # payout (default): may not expire before the provider's settlement window; reservation: any expiry.
-    purpose: HoldPurpose = HoldPurpose.PAYOUT
+    purpose: HoldPurpose = Field(
+        default=HoldPurpose.PAYOUT,
+        description="`payout` (default): money the provider will pay out and later settle; `expires_at`"
+        " may not fall before the provider's settlement window (PAYOUT_SETTLEMENT_WINDOW_HOURS), and"
+        " without it the hold lives the longer of 7 days and that window. `reservation`: a plain"
+        " hold, any allowed `expires_at`",
+    )
 
 
 class HoldCaptureRequest(_Request):

@@ -157,7 +157,8 @@ def get_transaction(uow: UnitOfWork, principal: Principal, transaction_id: uuid.
     found = uow.ledger.get(transaction_id)
     if found is not None and not principal.is_admin:
         involved = [wid for wid in (found.source_wallet_id, found.destination_wallet_id) if wid]
-        owners = {uow.wallets.get(wallet_id).owner_id for wallet_id in involved}
+        # Both wallets exist (entries reference them, and wallets are never deleted).
+        owners = {wallet.owner_id for wid in involved if (wallet := uow.wallets.get(wid)) is not None}
         if principal.subject not in owners:
             found = None
     if found is None:
