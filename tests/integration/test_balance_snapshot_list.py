@@ -11,11 +11,9 @@ from tests.conftest import ADMIN, ALICE
 
 
 def _list(api, wallet_id: str, claims=ADMIN, **query):
-    return api.call(
-        "balance_snapshot_list",
-        "GET",
+    return api.get(
         f"/v1/wallets/{wallet_id}/balance-snapshots",
-        claims=claims,
+        as_user=claims,
         query={key: str(value) for key, value in query.items()} or None,
     )
 

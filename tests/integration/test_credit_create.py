@@ -12,12 +12,10 @@ def test_credit_and_debit_move_money_against_the_system_account(api, db, invaria
     wallet = api.create_wallet(ALICE)
 
     credit = api.credit(wallet["id"], 1_000)
-    debit = api.call(
-        "debit_create",
-        "POST",
+    debit = api.post(
         f"/v1/wallets/{wallet['id']}/debits",
-        claims=ADMIN,
-        body={"amount": 400, "reference": "payout-1", "description": "cash out", "metadata": {"k": "v"}},
+        {"amount": 400, "reference": "payout-1", "description": "cash out", "metadata": {"k": "v"}},
+        as_user=ADMIN,
     )
 
     assert (credit.status, credit.body["kind"], credit.body["source_wallet_id"]) == (201, "credit", None)

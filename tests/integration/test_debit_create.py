@@ -10,9 +10,7 @@ def test_a_debit_beyond_the_available_balance_is_refused_and_writes_nothing(api,
     wallet = api.funded_wallet(100, ALICE)
     entries_before = db.execute("SELECT count(*) FROM entries").fetchone()[0]
 
-    result = api.call(
-        "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", claims=ADMIN, body={"amount": 101}
-    )
+    result = api.post(f"/v1/wallets/{wallet['id']}/debits", {"amount": 101}, as_user=ADMIN)
 
     assert (result.status, result.code) == (422, "insufficient_funds")
     assert result.headers["content-type"] == "application/problem+json"

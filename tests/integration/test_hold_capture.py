@@ -26,9 +26,7 @@ def test_partial_captures_out_of_the_ledger_until_the_hold_is_fully_captured(api
         "SELECT count(*) FROM transactions WHERE hold_id = %s AND kind = 'hold_capture'", (hold["id"],)
     ).fetchone()[0]
     assert stored == 2
-    assert (
-        api.call("transaction_get", "GET", f"/v1/transactions/{first.body['id']}", claims=ALICE).status == 200
-    )
+    assert api.get(f"/v1/transactions/{first.body['id']}", as_user=ALICE).status == 200
     assert invariants() == []
 
 
@@ -53,7 +51,7 @@ def test_capture_destination_rules(api):
     source = api.funded_wallet(1_000)
     euros = api.create_wallet(BOB, currency="EUR")
     closed = api.create_wallet(BOB)
-    api.call("wallet_close", "POST", f"/v1/wallets/{closed['id']}/close", claims=ADMIN)
+    api.post(f"/v1/wallets/{closed['id']}/close", as_user=ADMIN)
     hold = api.create_hold(source["id"], 500).body
 
     assert api.capture_hold(hold["id"], destination_wallet_id=euros["id"]).code == "currency_mismatch"
@@ -80,22 +78,8 @@ def test_a_retried_capture_is_replayed_with_one_effect(api):
     wallet = api.funded_wallet(1_000)
     hold = api.create_hold(wallet["id"], 500).body
 
-    first = api.call(
-        "hold_capture",
-        "POST",
-        f"/v1/holds/{hold['id']}/capture",
-        claims=ADMIN,
-        body={"amount": 50},
-        key="cap-1",
-    )
-    again = api.call(
-        "hold_capture",
-        "POST",
-        f"/v1/holds/{hold['id']}/capture",
-        claims=ADMIN,
-        body={"amount": 50},
-        key="cap-1",
-    )
+    first = api.post(f"/v1/holds/{hold['id']}/capture", {"amount": 50}, as_user=ADMIN, key="cap-1")
+    again = api.post(f"/v1/holds/{hold['id']}/capture", {"amount": 50}, as_user=ADMIN, key="cap-1")
 
     assert (first.status, again.status) == (201, 201)
     assert again.body == first.body
@@ -107,7 +91,7 @@ def test_a_hold_made_before_a_freeze_can_still_settle_or_be_voided(api):
     wallet = api.funded_wallet(1_000)
     settling = api.create_hold(wallet["id"], 300).body
     cancelled = api.create_hold(wallet["id"], 200).body
-    api.call("wallet_freeze", "POST", f"/v1/wallets/{wallet['id']}/freeze", claims=ADMIN)
+    api.post(f"/v1/wallets/{wallet['id']}/freeze", as_user=ADMIN)
 
     assert api.capture_hold(settling["id"]).status == 201
     assert api.void_hold(cancelled["id"]).status == 200

@@ -73,9 +73,9 @@ def test_a_hold_cannot_exceed_the_available_balance(api):
 
 def test_frozen_and_closed_wallets_take_no_new_hold_and_unknown_ones_are_404(api):
     frozen = api.funded_wallet(100)
-    api.call("wallet_freeze", "POST", f"/v1/wallets/{frozen['id']}/freeze", claims=ADMIN)
+    api.post(f"/v1/wallets/{frozen['id']}/freeze", as_user=ADMIN)
     closed = api.create_wallet()
-    api.call("wallet_close", "POST", f"/v1/wallets/{closed['id']}/close", claims=ADMIN)
+    api.post(f"/v1/wallets/{closed['id']}/close", as_user=ADMIN)
 
     assert api.create_hold(frozen["id"], 10).code == "wallet_frozen"
     assert api.create_hold(closed["id"], 10).code == "wallet_closed"

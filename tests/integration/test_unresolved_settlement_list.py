@@ -10,16 +10,11 @@ def test_admins_list_unresolved_settlements_and_users_get_403(api, db, ingestion
     wallet = api.funded_wallet(500)
     hold = api.create_hold(wallet["id"], 500).body
     expire(hold["id"])
-    assert (
-        api.call(
-            "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", body={"amount": 500}, claims=ADMIN
-        ).status
-        == 201
-    )
+    assert api.post(f"/v1/wallets/{wallet['id']}/debits", {"amount": 500}, as_user=ADMIN).status == 201
     body = ingestion.body("withdrawal.settled", hold_id=hold["id"])
     assert ingestion.deliver(body) == []
 
-    page = api.call("unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ADMIN)
+    page = api.get("/v1/settlements/unresolved", as_user=ADMIN)
     assert page.status == 200, page.body
     mine = [item for item in page.body["items"] if item["event_id"] == body["event_id"]]
     assert len(mine) == 1
@@ -33,7 +28,7 @@ def test_admins_list_unresolved_settlements_and_users_get_403(api, db, ingestion
     )
     assert item["resolved_at"] is None
 
-    forbidden = api.call("unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ALICE)
+    forbidden = api.get("/v1/settlements/unresolved", as_user=ALICE)
     assert (forbidden.status, forbidden.code) == (403, "forbidden")
 
 
@@ -43,9 +38,7 @@ def test_unresolved_settlements_page_newest_first(api, db, ingestion, expire):
         wallet = api.funded_wallet(10)
         hold = api.create_hold(wallet["id"], 10).body
         expire(hold["id"])
-        api.call(
-            "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", body={"amount": 10}, claims=ADMIN
-        )
+        api.post(f"/v1/wallets/{wallet['id']}/debits", {"amount": 10}, as_user=ADMIN)
         body = ingestion.body("withdrawal.settled", hold_id=hold["id"])
         assert ingestion.deliver(body) == []
         events.append(body["event_id"])
@@ -54,9 +47,7 @@ def test_unresolved_settlements_page_newest_first(api, db, ingestion, expire):
     cursor = None
     for _ in range(10):
         query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
-        page = api.call(
-            "unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ADMIN, query=query
-        )
+        page = api.get("/v1/settlements/unresolved", as_user=ADMIN, query=query)
         assert page.status == 200, page.body
         seen += [item["event_id"] for item in page.body["items"]]
         cursor = page.body["next_cursor"]

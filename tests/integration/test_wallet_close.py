@@ -10,11 +10,11 @@ def test_close_needs_a_zero_balance_and_then_accepts_nothing(api):
     wallet = api.funded_wallet(100, ALICE)
     other = api.create_wallet(BOB)
 
-    refused = api.call("wallet_close", "POST", f"/v1/wallets/{wallet['id']}/close", claims=ADMIN)
+    refused = api.post(f"/v1/wallets/{wallet['id']}/close", as_user=ADMIN)
     assert (refused.status, refused.code) == (409, "invalid_state")
 
     api.transfer(wallet["id"], other["id"], 100, claims=ALICE)
-    closed = api.call("wallet_close", "POST", f"/v1/wallets/{wallet['id']}/close", claims=ADMIN)
+    closed = api.post(f"/v1/wallets/{wallet['id']}/close", as_user=ADMIN)
     assert (closed.status, closed.body["status"]) == (200, "closed")
 
     assert api.credit(wallet["id"], 1).code == "wallet_closed"
@@ -30,7 +30,7 @@ def test_a_wallet_with_an_active_hold_cannot_close_until_the_hold_settles(api):
     hold = api.create_hold(wallet["id"], 100).body
 
     def close():
-        return api.call("wallet_close", "POST", f"/v1/wallets/{wallet['id']}/close", claims=ADMIN)
+        return api.post(f"/v1/wallets/{wallet['id']}/close", as_user=ADMIN)
 
     while_held = close()
     api.capture_hold(hold["id"])  # everything leaves: balance 0, held 0

@@ -9,13 +9,7 @@ from tests.conftest import ADMIN, ALICE
 
 
 def test_opening_a_wallet_returns_the_contract_resource(api):
-    result = api.call(
-        "wallet_create",
-        "POST",
-        "/v1/wallets",
-        claims=ALICE,
-        body={"currency": "EUR", "metadata": {"tier": "gold"}},
-    )
+    result = api.post("/v1/wallets", {"currency": "EUR", "metadata": {"tier": "gold"}}, as_user=ALICE)
 
     assert result.status == 201
     wallet = result.body
@@ -31,9 +25,7 @@ def test_opening_a_wallet_returns_the_contract_resource(api):
 
 def test_only_an_admin_links_a_wallet_to_a_provider_account(api):
     ref = f"ext-{uuid.uuid4()}"
-    by_user = api.call(
-        "wallet_create", "POST", "/v1/wallets", claims=ALICE, body={"currency": "EUR", "external_ref": ref}
-    )
+    by_user = api.post("/v1/wallets", {"currency": "EUR", "external_ref": ref}, as_user=ALICE)
 
     linked = api.create_wallet(ADMIN, currency="EUR", owner_id="alice", external_ref=ref)
 
@@ -48,9 +40,7 @@ def test_admin_opens_a_wallet_for_another_owner(api):
 
 
 def test_a_user_cannot_open_a_wallet_for_someone_else(api, db, clean_ledger):
-    result = api.call(
-        "wallet_create", "POST", "/v1/wallets", claims=ALICE, body={"currency": "USD", "owner_id": "bob"}
-    )
+    result = api.post("/v1/wallets", {"currency": "USD", "owner_id": "bob"}, as_user=ALICE)
 
     assert (result.status, result.code) == (403, "forbidden")
     assert db.execute("SELECT count(*) FROM wallets").fetchone()[0] == 0
@@ -60,8 +50,6 @@ def test_an_external_ref_names_one_wallet_only(api):
     ref = f"ext-{uuid.uuid4()}"
     api.create_wallet(ADMIN, owner_id="carol", external_ref=ref)
 
-    result = api.call(
-        "wallet_create", "POST", "/v1/wallets", claims=ADMIN, body={"currency": "USD", "external_ref": ref}
-    )
+    result = api.post("/v1/wallets", {"currency": "USD", "external_ref": ref}, as_user=ADMIN)
 
     assert (result.status, result.code) == (409, "external_ref_in_use")

@@ -10,7 +10,7 @@ def test_freeze_blocks_sending_but_not_receiving_and_unfreeze_restores(api):
     wallet = api.funded_wallet(500, ALICE)
     other = api.funded_wallet(500, BOB)
 
-    frozen = api.call("wallet_freeze", "POST", f"/v1/wallets/{wallet['id']}/freeze", claims=ADMIN)
+    frozen = api.post(f"/v1/wallets/{wallet['id']}/freeze", as_user=ADMIN)
     assert (frozen.status, frozen.body["status"], frozen.body["version"]) == (
         200,
         "frozen",
@@ -18,14 +18,14 @@ def test_freeze_blocks_sending_but_not_receiving_and_unfreeze_restores(api):
     )
 
     assert api.transfer(wallet["id"], other["id"], 10, claims=ALICE).code == "wallet_frozen"
-    assert api.call(
-        "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", claims=ADMIN, body={"amount": 1}
-    ).code == ("wallet_frozen")
+    assert api.post(f"/v1/wallets/{wallet['id']}/debits", {"amount": 1}, as_user=ADMIN).code == (
+        "wallet_frozen"
+    )
     assert api.transfer(other["id"], wallet["id"], 10, claims=BOB).status == 201
     assert api.credit(wallet["id"], 5).status == 201
 
-    again = api.call("wallet_freeze", "POST", f"/v1/wallets/{wallet['id']}/freeze", claims=ADMIN)
+    again = api.post(f"/v1/wallets/{wallet['id']}/freeze", as_user=ADMIN)
     assert (again.status, again.code) == (409, "invalid_state")
-    thawed = api.call("wallet_unfreeze", "POST", f"/v1/wallets/{wallet['id']}/unfreeze", claims=ADMIN)
+    thawed = api.post(f"/v1/wallets/{wallet['id']}/unfreeze", as_user=ADMIN)
     assert thawed.body["status"] == "active"
     assert api.transfer(wallet["id"], other["id"], 10, claims=ALICE).status == 201

@@ -10,20 +10,12 @@ def test_history_lists_entries_newest_first_with_running_balance(api):
     wallet = api.funded_wallet(1_000, ALICE)
     other = api.create_wallet(BOB)
     api.transfer(wallet["id"], other["id"], 300, claims=ALICE)
-    api.call("debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", claims=ADMIN, body={"amount": 200})
+    api.post(f"/v1/wallets/{wallet['id']}/debits", {"amount": 200}, as_user=ADMIN)
 
-    first = api.call(
-        "wallet_history",
-        "GET",
+    first = api.get(f"/v1/wallets/{wallet['id']}/transactions", as_user=ALICE, query={"limit": "2"})
+    rest = api.get(
         f"/v1/wallets/{wallet['id']}/transactions",
-        claims=ALICE,
-        query={"limit": "2"},
-    )
-    rest = api.call(
-        "wallet_history",
-        "GET",
-        f"/v1/wallets/{wallet['id']}/transactions",
-        claims=ALICE,
+        as_user=ALICE,
         query={"limit": "2", "cursor": first.body["next_cursor"]},
     )
 

@@ -9,6 +9,6 @@ from tests.conftest import ADMIN, ALICE
 def test_unfreezing_an_active_wallet_is_an_invalid_state(api):
     wallet = api.create_wallet(ALICE)
 
-    result = api.call("wallet_unfreeze", "POST", f"/v1/wallets/{wallet['id']}/unfreeze", claims=ADMIN)
+    result = api.post(f"/v1/wallets/{wallet['id']}/unfreeze", as_user=ADMIN)
 
     assert (result.status, result.code) == (409, "invalid_state")
