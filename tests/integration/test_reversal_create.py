@@ -14,8 +14,8 @@ def test_reversing_a_transfer_moves_the_money_back_once(api, invariants):
     original = api.transfer(source["id"], destination["id"], 60, claims=ALICE).body
     path = f"/v1/transactions/{original['id']}/reversals"
 
-    reversal = api.call("reversal_create", "POST", path, claims=ADMIN, body={"reason": "customer dispute"})
-    again = api.call("reversal_create", "POST", path, claims=ADMIN, body={"reason": "customer dispute"})
+    reversal = api.post(path, {"reason": "customer dispute"}, as_user=ADMIN)
+    again = api.post(path, {"reason": "customer dispute"}, as_user=ADMIN)
 
     assert reversal.status == 201
     assert reversal.body["kind"] == "reversal"

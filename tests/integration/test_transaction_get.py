@@ -14,8 +14,8 @@ def test_transaction_is_visible_to_involved_owners_and_admins_only(api):
     transfer = api.transfer(source["id"], destination["id"], 10, claims=ALICE).body
     path = f"/v1/transactions/{transfer['id']}"
 
-    assert api.call("transaction_get", "GET", path, claims=ALICE).body == transfer
-    assert api.call("transaction_get", "GET", path, claims=BOB).status == 200
-    assert api.call("transaction_get", "GET", path, claims=ADMIN).status == 200
-    assert api.call("transaction_get", "GET", path, claims={"sub": "mallory"}).code == "not_found"
+    assert api.get(path, as_user=ALICE).body == transfer
+    assert api.get(path, as_user=BOB).status == 200
+    assert api.get(path, as_user=ADMIN).status == 200
+    assert api.get(path, as_user={"sub": "mallory"}).code == "not_found"
     assert api.get(f"/v1/transactions/{uuid.uuid4()}", as_user=ADMIN).code == "not_found"

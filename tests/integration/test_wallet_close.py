@@ -20,7 +20,7 @@ def test_close_needs_a_zero_balance_and_then_accepts_nothing(api):
     assert api.credit(wallet["id"], 1).code == "wallet_closed"
     assert api.transfer(other["id"], wallet["id"], 1, claims=BOB).code == "wallet_closed"
     for action in ("freeze", "unfreeze", "close"):
-        result = api.call(f"wallet_{action}", "POST", f"/v1/wallets/{wallet['id']}/{action}", claims=ADMIN)
+        result = api.post(f"/v1/wallets/{wallet['id']}/{action}", as_user=ADMIN)
         assert result.code == "wallet_closed", action
 
 
