@@ -61,7 +61,7 @@ lint: $(STAMP)
 	$(MAKE) --no-print-directory typecheck
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/infrastructure tests/tools/test_deploy_parameters.py $(PYTEST_ARGS)
 
 expand-contract: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m expand_contract -rs $(PYTEST_ARGS)

@@ -1,2 +1,2 @@
 """Benchmarks (`make bench`): outside the test suite, which only runs them at a tiny size
-(tests/test_bench_smoke.py) so they cannot rot."""
+(tests/tools/test_bench_smoke.py) so they cannot rot."""

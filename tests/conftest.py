@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.support.lambda_runtime import FakeLambdaContext, HttpResult, api_event, load_handler, parse_result
+from tests.support.routes import resolve
 from tools import pgserver
 
 ADMIN = {"sub": "operator-1", "scope": "wallet:admin wallet:read"}
@@ -202,6 +203,67 @@ class Api:
             headers=headers,
             idempotency_key=key,
         )
+        return self._invoke(function, event)
+
+    # The API as a client sees it: the route (and so the function) is found from template.yaml's
+    # route table by method and path, as API Gateway finds it.
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        as_user: dict[str, Any] | None,
+        key: str | None = None,
+        raw_body: str | None = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        """POST with an Idempotency-Key: a fresh one unless `key` is given ("" sends none).
+        `as_user` is the verified token's claims (None: no token)."""
+        return self.request(
+            "POST", path, body=body, as_user=as_user, key=key, raw_body=raw_body, query=query, headers=headers
+        )
+
+    def get(
+        self,
+        path: str,
+        *,
+        as_user: dict[str, Any] | None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        return self.request("GET", path, as_user=as_user, query=query, headers=headers)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        as_user: dict[str, Any] | None,
+        body: Any = None,
+        raw_body: str | None = None,
+        key: str | None = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        route, parameters = resolve(method, path)
+        if method == "POST" and key is None:
+            key = str(uuid.uuid4())
+        event = api_event(
+            method,
+            path,
+            body=body,
+            raw_body=raw_body,
+            claims=as_user,
+            query=query,
+            headers=headers,
+            idempotency_key=key or None,
+        )
+        event["routeKey"] = f"{route.method} {route.path}"  # the pattern, as API Gateway sends it
+        event["pathParameters"] = parameters or None
+        return self._invoke(route.module, event)
+
+    def _invoke(self, function: str, event: dict[str, Any]) -> HttpResult:
         handler = load_handler(f"functions/{function}")  # the route's handler module folder
         return parse_result(handler(event, FakeLambdaContext(function_name=function)))
 

@@ -1,24 +1,19 @@
-"""Migrations (up, down, up; concurrent runs) and the probes that report on them."""
+"""Migrations (up, down, up; concurrent runs) and the routes' answer when the database is down.
+(The probes' own tests: test_health.py, test_ready.py, test_version.py.)"""
 
 from __future__ import annotations
 
 import threading
 
 import psycopg
-import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 import runner
-from tests.conftest import _libpq, reset_caches
+from tests.conftest import _libpq
 from tests.support.lambda_runtime import FakeLambdaContext, api_event, load_handler, parse_result
 from wallet_core.adapters.tables import REQUIRED_TABLES, metadata
 from wallet_core.schema_version import SCHEMA_HEAD
-
-
-@pytest.fixture
-def empty_database(postgres_server) -> str:
-    return postgres_server.create_database("wallet_migrations")
 
 
 def _tables(url: str) -> set[str]:
@@ -86,71 +81,6 @@ def test_the_migration_handler_reports_the_current_revision(database_url):
     assert unknown["status"] == "error"
 
 
-def _probe(name: str):
-    handler = load_handler(f"functions/{name}")
-    return parse_result(
-        handler(api_event("GET", f"/{name}", claims=None), FakeLambdaContext(function_name=name))
-    )
-
-
-@pytest.fixture
-def pointed_at(monkeypatch):
-    """Point the service at another database for one test."""
-
-    def point(url: str) -> None:
-        monkeypatch.setenv("DATABASE_URL", url)
-        monkeypatch.setenv("DB_CONNECT_TIMEOUT_SECONDS", "2")
-        reset_caches()
-
-    yield point
-    monkeypatch.undo()
-    reset_caches()
-
-
-def test_health_and_ready_are_ok_at_head(database_url):
-    health, ready = _probe("health"), _probe("ready")
-
-    assert (health.status, health.body) == (
-        200,
-        {"status": "ok", "database": "ok", "schema_revision": SCHEMA_HEAD},
-    )
-    assert (ready.status, ready.body["status"], ready.body["schema_revision"]) == (200, "ready", SCHEMA_HEAD)
-
-
-def test_ready_is_503_unless_the_schema_is_at_head(empty_database, pointed_at):
-    pointed_at(empty_database)
-
-    unmigrated = _probe("ready")
-    runner.upgrade_to_head(empty_database)
-    with psycopg.connect(_libpq(empty_database)) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '0000'")
-    behind = _probe("ready")
-    with psycopg.connect(_libpq(empty_database)) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '9999'")
-    ahead = _probe("ready")
-    with psycopg.connect(_libpq(empty_database)) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = %s", (SCHEMA_HEAD,))
-        connection.execute("DROP TABLE idempotency_keys")
-    missing = _probe("ready")
-
-    assert (unmigrated.status, unmigrated.body["reason"]) == (503, "missing_tables")
-    assert (behind.status, behind.body["reason"]) == (503, "schema_behind")
-    assert (ahead.status, ahead.body["reason"]) == (503, "schema_ahead")
-    assert (missing.status, missing.body["missing_tables"]) == (503, ["idempotency_keys"])
-
-
-def test_health_and_ready_are_503_when_the_database_is_down(pointed_at):
-    from tools.pgserver import free_port
-
-    pointed_at(f"postgresql+psycopg://postgres:not-a-real-password@127.0.0.1:{free_port()}/nowhere")
-
-    health, ready = _probe("health"), _probe("ready")
-
-    assert (health.status, health.body) == (503, {"status": "error", "database": "unreachable"})
-    assert (ready.status, ready.body["reason"]) == (503, "database_unreachable")
-    assert "not-a-real-password" not in health.raw_body + ready.raw_body
-
-
 def test_api_routes_answer_503_with_retry_after_when_the_database_is_down(pointed_at):
     from tests.conftest import ADMIN
     from tools.pgserver import free_port
@@ -164,42 +94,6 @@ def test_api_routes_answer_503_with_retry_after_when_the_database_is_down(pointe
     assert (result.status, result.code) == (503, "service_unavailable")
     assert result.headers["retry-after"] == "1"
     assert "127.0.0.1" not in result.raw_body
-
-
-def test_version_reports_the_build_and_no_secrets(monkeypatch, pointed_at):
-    pointed_at("postgresql+psycopg://postgres:s3cret@127.0.0.1:1/x")
-    monkeypatch.setenv("APP_VERSION", "1.2.3")
-    monkeypatch.setenv("GIT_SHA", "abc1234")
-    monkeypatch.setenv("STAGE", "staging")
-    monkeypatch.setenv("CI_RUN_NUMBER", "4711")
-    monkeypatch.setenv("GIT_BRANCH", "main")
-    reset_caches()
-
-    result = _probe("version")
-
-    assert result.status == 200
-    assert result.body == {
-        "version": "1.2.3",
-        "git_sha": "abc1234",
-        "build_time": "unknown",
-        "ci_run_number": "4711",
-        "git_branch": "main",
-        "stage": "staging",
-        "function_version": "$LATEST",
-        "schema_head": SCHEMA_HEAD,
-    }
-    assert "s3cret" not in result.raw_body
-
-
-def test_version_says_unknown_for_a_build_outside_ci(monkeypatch, pointed_at):
-    pointed_at("postgresql+psycopg://postgres@127.0.0.1:1/x")
-    for name in ("CI_RUN_NUMBER", "GIT_BRANCH"):
-        monkeypatch.delenv(name, raising=False)
-    reset_caches()
-
-    body = _probe("version").body
-
-    assert (body["ci_run_number"], body["git_branch"]) == ("unknown", "unknown")
 
 
 def test_revision_ids_are_zero_padded_sequence_numbers_so_ready_can_order_them():

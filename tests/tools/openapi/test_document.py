@@ -13,7 +13,7 @@ from tools import openapi as generator
 from tools.local_runtime.server import requires_auth
 from tools.local_runtime.template import Template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ADMIN_ONLY = {
     ("POST", "/v1/wallets/{wallet_id}/credits"),
     ("POST", "/v1/wallets/{wallet_id}/debits"),

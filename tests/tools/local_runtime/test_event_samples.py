@@ -20,7 +20,7 @@ from tests.conftest import ADMIN, Api
 from tools.local_runtime.context import FunctionHost
 from tools.local_runtime.template import Template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EVENTS = ROOT / "events"
 
 # The ids and names the samples use (see README "Sample events").

@@ -8,18 +8,6 @@ import json
 
 import pytest
 
-from tests.conftest import ADMIN, ALICE
-
-
-@pytest.fixture
-def expire(db):
-    """Given step: move a hold's expiry into the past (no sleeping)."""
-
-    def move(hold_id: str) -> None:
-        db.execute("UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = %s", (hold_id,))
-
-    return move
-
 
 def _unresolved(db, provider: str, event_id: str):
     return db.execute(
@@ -129,66 +117,6 @@ def test_a_settlement_the_wallet_cannot_cover_is_held_for_an_operator_and_counte
     assert ingestion.deliver(body) == []
     assert len(_unresolved(db, ingestion.provider, body["event_id"])) == 1
     assert "UnresolvedSettlements" not in json.dumps(_emf(capsys))
-
-
-def test_admins_list_unresolved_settlements_and_users_get_403(api, db, ingestion, expire):
-    wallet = api.funded_wallet(500)
-    hold = api.create_hold(wallet["id"], 500).body
-    expire(hold["id"])
-    assert (
-        api.call(
-            "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", body={"amount": 500}, claims=ADMIN
-        ).status
-        == 201
-    )
-    body = ingestion.body("withdrawal.settled", hold_id=hold["id"])
-    assert ingestion.deliver(body) == []
-
-    page = api.call("unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ADMIN)
-    assert page.status == 200, page.body
-    mine = [item for item in page.body["items"] if item["event_id"] == body["event_id"]]
-    assert len(mine) == 1
-    item = mine[0]
-    assert (item["provider"], item["hold_id"], item["wallet_id"], item["amount"], item["currency"]) == (
-        ingestion.provider,
-        hold["id"],
-        wallet["id"],
-        500,
-        "USD",
-    )
-    assert item["resolved_at"] is None
-
-    forbidden = api.call("unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ALICE)
-    assert (forbidden.status, forbidden.code) == (403, "forbidden")
-
-
-def test_unresolved_settlements_page_newest_first(api, db, ingestion, expire):
-    events = []
-    for _ in range(3):
-        wallet = api.funded_wallet(10)
-        hold = api.create_hold(wallet["id"], 10).body
-        expire(hold["id"])
-        api.call(
-            "debit_create", "POST", f"/v1/wallets/{wallet['id']}/debits", body={"amount": 10}, claims=ADMIN
-        )
-        body = ingestion.body("withdrawal.settled", hold_id=hold["id"])
-        assert ingestion.deliver(body) == []
-        events.append(body["event_id"])
-
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
-        page = api.call(
-            "unresolved_settlement_list", "GET", "/v1/settlements/unresolved", claims=ADMIN, query=query
-        )
-        assert page.status == 200, page.body
-        seen += [item["event_id"] for item in page.body["items"]]
-        cursor = page.body["next_cursor"]
-        if cursor is None:
-            break
-    mine = [event_id for event_id in seen if event_id in events]
-    assert mine == list(reversed(events))
 
 
 def test_a_settlement_above_what_the_hold_reserved_is_still_rejected(api, ingestion, recorded, expire):

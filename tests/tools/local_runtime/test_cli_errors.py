@@ -15,7 +15,7 @@ from tools.local_runtime import sqs
 from tools.local_runtime.__main__ import main
 from tools.local_runtime.runtime import read_runtime, runtime_file, write_runtime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

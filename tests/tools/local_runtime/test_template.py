@@ -10,7 +10,7 @@ import yaml
 
 from tools.local_runtime.template import NO_VALUE, ExpansionError, Resolver, Template, expand, load_yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_short_tag_loads_as_its_long_form():

@@ -13,7 +13,7 @@ from tools.local_runtime import auth, sqs
 from tools.local_runtime.__main__ import main
 from tools.local_runtime.runtime import write_runtime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_token_command_prints_verifiable_tokens(capsys):

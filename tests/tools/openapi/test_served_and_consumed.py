@@ -21,7 +21,7 @@ import pytest
 
 from tools import openapi_client, pgserver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 START_DEADLINE = 120
 
 pytestmark = pytest.mark.slow

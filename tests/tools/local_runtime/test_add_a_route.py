@@ -18,10 +18,10 @@ from tools.local_runtime.context import FunctionHost
 from tools.local_runtime.server import Gateway, LocalHttpServer
 from tools.local_runtime.template import Template, load_template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 HANDLER = '''\
-"""GET /v1/pings/{ping_id}: a throwaway route written by tests/local_runtime/test_add_a_route.py."""
+"""GET /v1/pings/{ping_id}: a throwaway route written by tests/tools/local_runtime/test_add_a_route.py."""
 
 from __future__ import annotations
 

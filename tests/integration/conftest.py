@@ -1,4 +1,5 @@
-"""Delivering provider events to the real ingestion handler, as SQS (via Lambda) would."""
+"""Fixtures of the integration tests: provider events delivered to the real ingestion handler, as SQS
+(via Lambda) would; the probes; a service pointed at another database; an expired hold."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.lambda_runtime import FakeLambdaContext, load_handler, sample_event
+from tests.conftest import reset_caches
+from tests.support.lambda_runtime import (
+    FakeLambdaContext,
+    api_event,
+    load_handler,
+    parse_result,
+    sample_event,
+)
 
 
 def event_body(event_type: str, provider: str, **fields: Any) -> dict[str, Any]:
@@ -95,3 +103,40 @@ def recorded(db):
         ).fetchone()
 
     return lookup
+
+
+@pytest.fixture
+def empty_database(postgres_server) -> str:
+    return postgres_server.create_database("wallet_migrations")
+
+
+def probe(name: str):
+    """GET /<name> on a probe function (health, ready, version): public, no claims."""
+    handler = load_handler(f"functions/{name}")
+    return parse_result(
+        handler(api_event("GET", f"/{name}", claims=None), FakeLambdaContext(function_name=name))
+    )
+
+
+@pytest.fixture
+def pointed_at(monkeypatch):
+    """Point the service at another database for one test."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("DB_CONNECT_TIMEOUT_SECONDS", "2")
+        reset_caches()
+
+    yield point
+    monkeypatch.undo()
+    reset_caches()
+
+
+@pytest.fixture
+def expire(db):
+    """Given step: move a hold's expiry into the past (no sleeping)."""
+
+    def move(hold_id: str) -> None:
+        db.execute("UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = %s", (hold_id,))
+
+    return move

@@ -22,7 +22,7 @@ import pytest
 
 from tools import pgserver
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 START_DEADLINE = 120
 
 pytestmark = pytest.mark.slow
