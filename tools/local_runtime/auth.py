@@ -108,19 +108,47 @@ def gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
     return {name: render(value) for name, value in claims.items()}
 
 
-def unauthorized_response(detail: str, request_id: str) -> apigw.Response:
-    """The 401 in the same problem+json shape as every other error (rendered by the service's own
-    wallet_core.http.problems), with the request id in the body and in Apigw-Requestid."""
+def token_scopes(claims: dict[str, Any]) -> set[str]:
+    """The scopes API Gateway's JWT authorizer matches a route's `AuthorizationScopes` against: the
+    `scope` claim (space-separated) or the `scp` claim (a list, or a space-separated string)."""
+    scopes: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(item for item in value if isinstance(item, str))
+    return scopes
+
+
+def allowed(claims: dict[str, Any], route_scopes: list[str]) -> bool:
+    """API Gateway lets a request through a route with scopes when the token has at least one."""
+    return not route_scopes or bool(token_scopes(claims) & set(route_scopes))
+
+
+def _problem(
+    status: int, code: str, detail: str, request_id: str, *headers: tuple[str, str]
+) -> apigw.Response:
     # Imported here: the layer is on sys.path once the function host has read the template.
     from wallet_core.http.problems import PROBLEM_JSON, render_problem
 
-    body = render_problem(401, "unauthorized", detail, request_id=request_id)
+    body = render_problem(status, code, detail, request_id=request_id)
     return apigw.Response(
-        401,
-        [
-            ("Content-Type", PROBLEM_JSON),
-            ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"'),
-            ("Apigw-Requestid", request_id),
-        ],
+        status,
+        [("Content-Type", PROBLEM_JSON), *headers, ("Apigw-Requestid", request_id)],
         body.encode(),
     )
+
+
+def unauthorized_response(detail: str, request_id: str) -> apigw.Response:
+    """The 401 in the same problem+json shape as every other error (rendered by the service's own
+    wallet_core.http.problems), with the request id in the body and in Apigw-Requestid."""
+    challenge = ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"')
+    return _problem(401, "unauthorized", detail, request_id, challenge)
+
+
+def forbidden_response(route_scopes: list[str], request_id: str) -> apigw.Response:
+    """A valid token without any of the route's scopes: API Gateway answers 403 before the function
+    runs (its body is `{"message":"Forbidden"}`; locally, like the 401, the problem shape)."""
+    needed = " or ".join(route_scopes)
+    return _problem(403, "forbidden", f"This route needs scope {needed}.", request_id)

@@ -42,9 +42,12 @@ class Gateway:
         claims = None
         if requires_auth(match.route):
             try:
-                claims = auth.gateway_claims(auth.verify(request.header("authorization")))
+                verified = auth.verify(request.header("authorization"))
             except auth.Unauthorized as exc:
                 return auth.unauthorized_response(str(exc), apigw.new_request_id())
+            if not auth.allowed(verified, match.route.scopes):  # the route's AuthorizationScopes
+                return auth.forbidden_response(match.route.scopes, apigw.new_request_id())
+            claims = auth.gateway_claims(verified)
         event = apigw.build_event(request, match, claims=claims, port=self.port)
         request_id = event["requestContext"]["requestId"]
         try:

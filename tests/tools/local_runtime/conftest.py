@@ -91,6 +91,14 @@ Resources:
           Properties:
             Path: /v1/items/special
             Method: GET
+        ItemPurge:
+          Type: HttpApi
+          Properties:
+            Path: /v1/items/purge
+            Method: POST
+            Auth:
+              Authorizer: WalletJwt
+              AuthorizationScopes: [items:admin, wallet:admin]
   WorkerFunction:
     Type: AWS::Serverless::Function
     Properties:

@@ -212,3 +212,57 @@ def test_each_function_gets_its_own_module(fake_host):
 
 def test_server_listens_on_loopback_only(server):
     assert server.server_address[0] == "127.0.0.1"
+
+
+# POST /v1/items/purge declares AuthorizationScopes [items:admin, wallet:admin] (conftest).
+@pytest.mark.parametrize(
+    ("claims", "status"),
+    [
+        ({"scope": "wallet:read"}, 403),
+        ({}, 403),
+        ({"scope": "wallet:read,wallet:admin"}, 403),  # one unknown scope, as API Gateway reads it
+        ({"scope": "wallet:admin:x"}, 403),
+        ({"scope": "wallet:read wallet:admin"}, 200),
+        ({"scope": "items:admin"}, 200),  # any one of the route's scopes is enough
+        ({"scope": "", "scp": ["other", "wallet:admin"]}, 200),  # scp, as a list
+        ({"scope": "", "scp": "other items:admin"}, 200),  # scp, as a string
+    ],
+    ids=[
+        "read-only",
+        "no-scope",
+        "comma-list",
+        "prefix",
+        "admin",
+        "other-route-scope",
+        "scp-list",
+        "scp-str",
+    ],
+)
+def test_route_scopes_are_checked_like_api_gateway_before_the_handler_runs(server, fake_host, claims, status):
+    seen = calls(fake_host, "OtherFunction")
+    before = len(seen)
+    token = jwt.encode(_claims(**claims), auth.secret(), algorithm="HS256")
+    code, headers, raw = request(server, "POST", "/v1/items/purge", token=token)
+    assert code == status, raw
+    if status == 403:
+        assert headers["content-type"] == "application/problem+json"
+        body = json.loads(raw)
+        assert (body["status"], body["code"], body["request_id"]) == (
+            403,
+            "forbidden",
+            headers["apigw-requestid"],
+        )
+        assert "wallet:admin" in body["detail"]
+        assert len(seen) == before, "the handler ran for a token without the route's scope"
+    else:
+        assert len(seen) == before + 1
+
+
+def test_an_invalid_token_on_a_scoped_route_is_401_not_403(server):
+    assert request(server, "POST", "/v1/items/purge", token=_expired())[0] == 401
+    assert request(server, "POST", "/v1/items/purge")[0] == 401
+
+
+def test_routes_without_scopes_take_any_valid_token(server):
+    token = jwt.encode(_claims(), auth.secret(), algorithm="HS256")  # no scope claim at all
+    assert request(server, "GET", "/v1/items/special", token=token)[0] == 200

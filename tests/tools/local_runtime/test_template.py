@@ -159,7 +159,10 @@ def test_http_routes_and_sqs_sources(fake_template):
         ("EchoFunction", "GET /v1/boom"),
         ("OtherFunction", "GET /v1/items"),
         ("OtherFunction", "GET /v1/items/special"),
+        ("OtherFunction", "POST /v1/items/purge"),
     }
+    scoped = {r.route_key: r.scopes for r in fake_template.http_routes() if r.scopes}
+    assert scoped == {"POST /v1/items/purge": ["items:admin", "wallet:admin"]}
     (source,) = fake_template.sqs_sources()
     assert source.function_id == "WorkerFunction"
     assert source.batch_size == 5

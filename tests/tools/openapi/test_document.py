@@ -94,8 +94,13 @@ def test_security_follows_the_authorizer_and_names_the_admin_scope(document):
                     "properties"
                 ]["code"]["enum"]
             )
+            # API Gateway's own 403 for a token without the route's scope (AuthorizationScopes).
+            gateway = operation["responses"]["403"]["content"]["application/json"]["schema"]
+            assert gateway == {"$ref": "#/components/schemas/GatewayMessage"}, (method, path)
         else:
             assert scopes == [], (method, path)
+            forbidden = operation["responses"].get("403", {}).get("content", {})
+            assert "application/json" not in forbidden, (method, path)
         assert "401" in operation["responses"], (method, path)
 
 

@@ -317,7 +317,9 @@ def _example(status: int, code: str) -> str:
     return code
 
 
-def _problem_response(status: int, codes: list[str], headers: dict[str, Any]) -> dict[str, Any]:
+def _problem_response(
+    status: int, codes: list[str], headers: dict[str, Any], *, scoped: bool = False
+) -> dict[str, Any]:
     listed = "\n".join(f"- `{code}`: {PROBLEM_DESCRIPTIONS[code]}" for code in codes)
     content: dict[str, Any] = {
         PROBLEM_JSON: {
@@ -336,6 +338,14 @@ def _problem_response(status: int, codes: list[str], headers: dict[str, Any]) ->
             f'\n\nAPI Gateway answers {status} itself as `application/json` `{{"message": "..."}}` '
             "when no route matches or its JWT authorizer rejects the token."
         )
+    if status == 403 and scoped:
+        # The route's AuthorizationScopes: a token without wallet:admin never reaches the function.
+        content[APPLICATION_JSON] = {"schema": {"$ref": "#/components/schemas/GatewayMessage"}}
+        description += (
+            f'\n\nAPI Gateway answers 403 itself as `application/json` `{{"message": "Forbidden"}}` '
+            f"when the token's scopes do not include `{ADMIN_SCOPE}` (the local runtime answers the "
+            "problem above)."
+        )
     response: dict[str, Any] = {"description": description, "content": content}
     if status == 503:
         headers = {**headers, "Retry-After": _RETRY_AFTER}
@@ -346,8 +356,13 @@ def _problem_response(status: int, codes: list[str], headers: dict[str, Any]) ->
     return response
 
 
-def _problems(problems: dict[int, list[str]], headers: dict[str, Any]) -> dict[int, Any]:
-    return {status: _problem_response(status, codes, headers) for status, codes in sorted(problems.items())}
+def _problems(
+    problems: dict[int, list[str]], headers: dict[str, Any], *, scoped: bool = False
+) -> dict[int, Any]:
+    return {
+        status: _problem_response(status, codes, headers, scoped=scoped)
+        for status, codes in sorted(problems.items())
+    }
 
 
 def _merge(*groups: dict[int, list[str]]) -> dict[int, list[str]]:
@@ -490,7 +505,7 @@ def query(
         **_authenticated(operation_id, summary, description, tag, admin, admin_fields),
         "responses": {
             200: _success(200, model, "OK", {}, links),
-            **_problems(all_problems, {}),
+            **_problems(all_problems, {}, scoped=admin),
         },
         "openapi_extensions": {SCOPE_EXTENSION: ADMIN_SCOPE} if admin else None,
     }
@@ -528,7 +543,7 @@ def command(
     responses: dict[int, Any] = {
         status: _success(status, model, "Created" if status == 201 else "OK", success_headers, links)
     }
-    for code, response in _problems(all_problems, {}).items():
+    for code, response in _problems(all_problems, {}, scoped=admin).items():
         if code in (404, 409, 422):  # business outcomes: stored with the key and replayed
             response["headers"] = {**response.get("headers", {}), **replayable}
         responses[code] = response
