@@ -27,7 +27,7 @@ app = create_app(admin_only=True)
         location="/v1/transactions/{id}",
         admin=True,
         problems={404: ["not_found"], 422: ["wallet_closed", "balance_limit_exceeded"]},
-        links=openapi.TRANSACTION_LINKS,
+        links=openapi.CREDIT_LINKS,
         examples={
             "top_up": {"amount": 10000, "reference": "bank-transfer-42", "metadata": {"channel": "sepa"}}
         },

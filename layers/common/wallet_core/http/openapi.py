@@ -622,6 +622,32 @@ TRANSACTION_LINKS = {
         "getWallet", "its destination wallet", wallet_id="$response.body#/destination_wallet_id"
     ),
 }
+# From a credit: the credited wallet has money, so what needs money can succeed from here (a
+# stateful client moving on from a new, empty wallet only ever meets insufficient_funds).
+CREDITED_WALLET = "$response.body#/destination_wallet_id"
+CREDIT_LINKS = {
+    **TRANSACTION_LINKS,
+    "TransferCredit": body_link(
+        "createTransfer",
+        "move the credited amount on, to another wallet of its currency",
+        {
+            "source_wallet_id": CREDITED_WALLET,
+            "currency": "$response.body#/currency",
+            "amount": "$response.body#/amount",
+        },
+    ),
+    "HoldCredit": body_link(
+        "createHold",
+        "reserve the credited amount",
+        {"wallet_id": CREDITED_WALLET, "amount": "$response.body#/amount"},
+    ),
+    "DebitCredit": body_link(
+        "debitWallet",
+        "take the credited amount out again",
+        {"amount": "$response.body#/amount"},
+        wallet_id=CREDITED_WALLET,
+    ),
+}
 HOLD_LINKS = {
     "GetHold": link("getHold", "read it", hold_id="$response.body#/id"),
     "CaptureHold": link("captureHold", "capture it", hold_id="$response.body#/id"),

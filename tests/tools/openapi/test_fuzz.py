@@ -1,0 +1,91 @@
+"""`make fuzz` (tools/fuzz.py, tools/fuzz_hooks.py): the command it runs, the counts it prints, and
+the hook that lets a linked transfer reach a wallet this run created."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from tools import fuzz, fuzz_hooks
+
+ROOT = Path(__file__).resolve().parents[2]
+A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in (1, 2, 3))
+
+
+def test_the_command_runs_every_phase_and_check_with_negative_data(tmp_path):
+    command = fuzz.schemathesis_command(
+        "http://127.0.0.1:1", "tok", tmp_path, examples=20, max_time=75, seed=7
+    )
+
+    assert command[command.index("--phases") + 1] == "examples,coverage,fuzzing,stateful"
+    assert command[command.index("--mode") + 1] == "all"
+    assert command[command.index("--checks") + 1].split(",") == list(fuzz.CHECKS)
+    assert command[command.index("--seed") + 1] == "7"
+    assert command[command.index("--config-file") + 1] == str(fuzz.CONFIG)
+    assert "Authorization: Bearer tok" in command
+
+
+def test_the_config_file_only_makes_linked_scenarios_valid():
+    config = tomllib.loads(fuzz.CONFIG.read_text())
+
+    assert config == {"phases": {"stateful": {"generation": {"mode": "positive"}}}}
+
+
+def test_requests_are_counted_by_documented_operation(tmp_path):
+    entries = [
+        ("POST", "/v1/wallets"),
+        ("GET", "/v1/wallets"),
+        ("GET", f"/v1/wallets/{A}"),
+        ("POST", f"/v1/wallets/{A}/credits"),
+        ("TRACE", "/v1/wallets"),
+    ]
+    har = tmp_path / "report.har"
+    har.write_text(
+        json.dumps(
+            {
+                "log": {
+                    "entries": [{"request": {"method": m, "url": f"http://h:1{p}?x=1"}} for m, p in entries]
+                }
+            }
+        )
+    )
+
+    assert fuzz.requests_per_operation(har) == {
+        "POST /v1/wallets": 1,
+        "GET /v1/wallets": 1,
+        "GET /v1/wallets/{wallet_id}": 1,
+        "POST /v1/wallets/{wallet_id}/credits": 1,
+        "TRACE (no documented operation)": 1,
+    }
+
+
+def test_a_stateful_transfer_goes_to_the_newest_known_wallet_of_its_currency():
+    wallets = {"USD": [A, B], "EUR": [C]}
+    unknown = "4f1c2b3a-0000-4000-8000-000000000000"
+
+    body = {"source_wallet_id": A, "destination_wallet_id": unknown, "currency": "USD", "amount": 1}
+    assert fuzz_hooks.transfer_destination(body, wallets) == B
+    assert fuzz_hooks.transfer_destination({**body, "source_wallet_id": B}, wallets) == A
+    # Kept as generated: a known destination, a currency without another wallet, a negative case.
+    assert fuzz_hooks.transfer_destination({**body, "destination_wallet_id": C}, wallets) is None
+    assert (
+        fuzz_hooks.transfer_destination({**body, "currency": "EUR", "source_wallet_id": C}, wallets) is None
+    )
+    assert fuzz_hooks.transfer_destination({**body, "destination_wallet_id": "not-a-uuid"}, wallets) is None
+    assert fuzz_hooks.transfer_destination({**body, "currency": 5}, wallets) is None
+    assert fuzz_hooks.transfer_destination([body], wallets) is None
+
+
+def test_a_credit_links_to_what_needs_money():
+    document = json.loads((ROOT / "docs" / "openapi.json").read_text())
+    links = document["paths"]["/v1/wallets/{wallet_id}/credits"]["post"]["responses"]["201"]["links"]
+
+    assert links["TransferCredit"]["operationId"] == "createTransfer"
+    assert links["TransferCredit"]["requestBody"] == {
+        "source_wallet_id": "$response.body#/destination_wallet_id",
+        "currency": "$response.body#/currency",
+        "amount": "$response.body#/amount",
+    }
+    assert links["HoldCredit"]["requestBody"]["wallet_id"] == "$response.body#/destination_wallet_id"
+    assert links["DebitCredit"]["parameters"] == {"wallet_id": "$response.body#/destination_wallet_id"}
