@@ -7,13 +7,13 @@ from. Every *valid* key is therefore made unique just before the call; invalid o
 cases: empty, too long, control characters) are sent as generated. Replays are covered by
 tests/integration/test_idempotency.py.
 
-A transfer needs two wallets, and an OpenAPI link carries values from one response only: the
-document links a credit to a transfer out of the credited wallet (`TransferCredit`), but its
-destination is generated, an unknown wallet (404) nearly every time. In the stateful phase, a
-transfer whose destination is a well-formed id of no wallet this run created goes to the newest
-wallet of its currency created so far instead, so linked scenarios can complete a transfer (and
-follow its links: read, reverse). Every other phase keeps the generated destination (unknown
-wallets stay covered there).
+A transfer needs two wallets, one with money, and an OpenAPI link carries values from one response
+only: the document links a wallet to a transfer into it and a credit to a transfer out of the
+credited wallet, but the other side is generated, an unknown wallet (404) nearly every time. In the
+stateful phase, a transfer's well-formed wallet id that this run never created is replaced: the
+source by the newest wallet of its currency the run credited, the destination by the newest one it
+created, so linked scenarios complete transfers (and follow their links: read, reverse). Every
+other phase keeps the generated ids (unknown wallets stay covered there).
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from schemathesis.generation.meta import TestPhase
 
 _VALID_KEY = re.compile(r"^[!-~]{1,255}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Wallets created in this run (one Schemathesis process, one role), by currency, oldest first.
+# Wallets this run created, and those it credited (one Schemathesis process, one role), by currency,
+# oldest first.
 _WALLETS: dict[str, list[str]] = {}
+_FUNDED: dict[str, list[str]] = {}
 
 
 def _unique_idempotency_keys(case) -> None:
@@ -44,30 +46,49 @@ def _stateful(case) -> bool:
     return meta is not None and meta.phase.name == TestPhase.STATEFUL
 
 
-def transfer_destination(body: object, wallets: dict[str, list[str]]) -> str | None:
-    """The known wallet a stateful transfer should go to, or None to keep the generated body."""
-    if not isinstance(body, dict):
-        return None
-    destination, currency = body.get("destination_wallet_id"), body.get("currency")
-    if not (isinstance(destination, str) and _UUID.match(destination) and isinstance(currency, str)):
-        return None  # a negative case: sent as generated
-    if any(destination in created for created in wallets.values()):
-        return None  # a wallet of this run (of another currency: currency_mismatch, kept)
-    candidates = [wallet for wallet in wallets.get(currency, []) if wallet != body.get("source_wallet_id")]
-    return candidates[-1] if candidates else None
+def _unknown(value: object, known: set[str]) -> bool:
+    """A well-formed wallet id this run never created (anything else is a negative case: kept)."""
+    return isinstance(value, str) and bool(_UUID.match(value)) and value not in known
+
+
+def stateful_transfer(
+    body: object, wallets: dict[str, list[str]], funded: dict[str, list[str]]
+) -> dict[str, str]:
+    """The wallets a stateful transfer should use instead of unknown ones: the newest credited
+    wallet of its currency as the source, the newest created one as the destination (never the
+    same). Empty when the body keeps what was generated."""
+    if not isinstance(body, dict) or not isinstance(body.get("currency"), str):
+        return {}
+    known = {wallet for created in wallets.values() for wallet in created}
+    currency, changes = body["currency"], {}
+    source, destination = body.get("source_wallet_id"), body.get("destination_wallet_id")
+    if _unknown(source, known):
+        funded_ones = [wallet for wallet in funded.get(currency, []) if wallet != destination]
+        if funded_ones:
+            source = changes["source_wallet_id"] = funded_ones[-1]
+    if _unknown(destination, known):
+        others = [wallet for wallet in wallets.get(currency, []) if wallet != source]
+        if others:
+            changes["destination_wallet_id"] = others[-1]
+    return changes
 
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
     _unique_idempotency_keys(case)
     if case.method.upper() == "POST" and case.path == "/v1/transfers" and _stateful(case):
-        destination = transfer_destination(case.body, _WALLETS)
-        if destination is not None:
-            case.body["destination_wallet_id"] = destination
+        changes = stateful_transfer(case.body, _WALLETS, _FUNDED)
+        if changes:  # only ever for a dict body
+            case.body.update(changes)
 
 
 @schemathesis.hook
 def after_call(context, case, response):
-    if case.method.upper() == "POST" and case.path == "/v1/wallets" and response.status_code == 201:
+    if case.method.upper() != "POST" or response.status_code != 201:
+        return
+    if case.path == "/v1/wallets":
         wallet = response.json()
         _WALLETS.setdefault(wallet["currency"], []).append(wallet["id"])
+    elif case.path == "/v1/wallets/{wallet_id}/credits":
+        credit = response.json()
+        _FUNDED.setdefault(credit["currency"], []).append(credit["destination_wallet_id"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from tools import fuzz, fuzz_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
-A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in (1, 2, 3))
+A, B, C, D = (f"{n}0000000-0000-4000-8000-000000000000" for n in (1, 2, 3, 4))
 
 
 def test_the_command_runs_every_phase_and_check_with_negative_data(tmp_path):
@@ -60,21 +60,38 @@ def test_requests_are_counted_by_documented_operation(tmp_path):
     }
 
 
-def test_a_stateful_transfer_goes_to_the_newest_known_wallet_of_its_currency():
-    wallets = {"USD": [A, B], "EUR": [C]}
-    unknown = "4f1c2b3a-0000-4000-8000-000000000000"
+def test_a_stateful_transfer_uses_wallets_this_run_created_and_credited():
+    wallets, funded = {"USD": [A, B, D], "EUR": [C]}, {"USD": [A, B]}
+    unknown, other = "4f1c2b3a-0000-4000-8000-000000000000", "5f1c2b3a-0000-4000-8000-000000000000"
+    body = {"source_wallet_id": unknown, "destination_wallet_id": other, "currency": "USD", "amount": 1}
 
-    body = {"source_wallet_id": A, "destination_wallet_id": unknown, "currency": "USD", "amount": 1}
-    assert fuzz_hooks.transfer_destination(body, wallets) == B
-    assert fuzz_hooks.transfer_destination({**body, "source_wallet_id": B}, wallets) == A
-    # Kept as generated: a known destination, a currency without another wallet, a negative case.
-    assert fuzz_hooks.transfer_destination({**body, "destination_wallet_id": C}, wallets) is None
+    # Unknown source: the newest credited wallet; unknown destination: the newest other wallet.
+    assert fuzz_hooks.stateful_transfer(body, wallets, funded) == {
+        "source_wallet_id": B,
+        "destination_wallet_id": D,
+    }
+    assert fuzz_hooks.stateful_transfer({**body, "destination_wallet_id": B}, wallets, funded) == {
+        "source_wallet_id": A
+    }
+    assert fuzz_hooks.stateful_transfer({**body, "source_wallet_id": D}, wallets, funded) == {
+        "destination_wallet_id": B
+    }
+    # Kept as generated: known wallets (of another currency too), nothing to pick, negative cases.
     assert (
-        fuzz_hooks.transfer_destination({**body, "currency": "EUR", "source_wallet_id": C}, wallets) is None
+        fuzz_hooks.stateful_transfer(
+            {**body, "source_wallet_id": A, "destination_wallet_id": C}, wallets, funded
+        )
+        == {}
     )
-    assert fuzz_hooks.transfer_destination({**body, "destination_wallet_id": "not-a-uuid"}, wallets) is None
-    assert fuzz_hooks.transfer_destination({**body, "currency": 5}, wallets) is None
-    assert fuzz_hooks.transfer_destination([body], wallets) is None
+    assert fuzz_hooks.stateful_transfer({**body, "currency": "GBP"}, wallets, funded) == {}
+    assert (
+        fuzz_hooks.stateful_transfer(
+            {**body, "source_wallet_id": "x", "destination_wallet_id": 5}, wallets, funded
+        )
+        == {}
+    )
+    assert fuzz_hooks.stateful_transfer({**body, "currency": 5}, wallets, funded) == {}
+    assert fuzz_hooks.stateful_transfer([body], wallets, funded) == {}
 
 
 def test_a_credit_links_to_what_needs_money():
