@@ -236,3 +236,24 @@ def test_every_resource_the_handlers_render_is_documented_field_for_field(docume
         assert schemas[name]["additionalProperties"] is False
     assert schemas["Hold"]["properties"]["purpose"]["enum"] == ["payout", "reservation"]
     assert "purpose" in schemas["Hold"]["required"]
+
+
+def test_every_request_text_documents_the_control_character_rule(document):
+    """The validator refuses control characters in every text, metadata keys included: the
+    document says so, so data valid by the document is never refused for it."""
+    from wallet_core.http.schemas import TEXT_PATTERN
+
+    checked = 0
+    for name, schema in document["components"]["schemas"].items():
+        if not name.endswith("Request"):
+            continue
+        for field, spec in schema.get("properties", {}).items():
+            for option in spec.get("anyOf", [spec]):
+                if option.get("type") == "string" and "format" not in option and field != "currency":
+                    assert option.get("pattern") == TEXT_PATTERN, (name, field)
+                    checked += 1
+                if option.get("type") == "object":  # metadata: its keys and its values
+                    assert option["propertyNames"]["pattern"] == TEXT_PATTERN, (name, field)
+                    assert option["additionalProperties"]["pattern"] == TEXT_PATTERN, (name, field)
+                    checked += 1
+    assert checked >= 10

@@ -58,7 +58,12 @@ Metadata = Annotated[
         Annotated[StrictStr, StringConstraints(min_length=1, max_length=40), NO_CONTROL_CHARACTERS],
         Annotated[StrictStr, StringConstraints(max_length=500), NO_CONTROL_CHARACTERS, documented_text()],
     ],
-    Field(max_length=20),
+    # The keys' rule in the document too (as propertyNames: pydantic would write patternProperties),
+    # so a client or a fuzzer generating valid data never sends a key the validator refuses.
+    Field(
+        max_length=20,
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 40, "pattern": TEXT_PATTERN}},
+    ),
 ]
 OwnerId = Annotated[
     StrictStr, StringConstraints(min_length=1, max_length=255), NO_CONTROL_CHARACTERS, documented_text()
