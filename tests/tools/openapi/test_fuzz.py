@@ -61,7 +61,7 @@ def test_requests_are_counted_by_documented_operation(tmp_path):
 
 
 def test_a_stateful_transfer_uses_wallets_this_run_created_and_credited():
-    wallets, funded = {"USD": [A, B, D], "EUR": [C]}, {"USD": [A, B]}
+    wallets, funded = {"USD": [A, B, D], "EUR": [C]}, {"USD": [(A, 500), (B, 100)]}
     unknown, other = "4f1c2b3a-0000-4000-8000-000000000000", "5f1c2b3a-0000-4000-8000-000000000000"
     body = {"source_wallet_id": unknown, "destination_wallet_id": other, "currency": "USD", "amount": 1}
 
@@ -76,6 +76,14 @@ def test_a_stateful_transfer_uses_wallets_this_run_created_and_credited():
     assert fuzz_hooks.stateful_transfer({**body, "source_wallet_id": D}, wallets, funded) == {
         "destination_wallet_id": B
     }
+    # At most what was credited, when the source was chosen; frozen or closed wallets are not chosen.
+    assert fuzz_hooks.stateful_transfer({**body, "amount": 10**9}, wallets, funded)["amount"] == 100
+    assert fuzz_hooks.stateful_transfer(body, wallets, funded, {B, D}) == {"source_wallet_id": A}
+    # 2039.0 is an integer to JSON Schema, not to this API: sent as 2039 (then capped).
+    assert fuzz_hooks.stateful_transfer(
+        {**body, "source_wallet_id": A, "destination_wallet_id": B, "amount": 7.0}, wallets, funded
+    ) == {"amount": 7}
+    assert fuzz_hooks.stateful_transfer({**body, "amount": 2039.0}, wallets, funded)["amount"] == 100
     # Kept as generated: known wallets (of another currency too), nothing to pick, negative cases.
     assert (
         fuzz_hooks.stateful_transfer(
