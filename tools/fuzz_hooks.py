@@ -66,7 +66,8 @@ def stateful_transfer(
     if not isinstance(body, dict) or not isinstance(body.get("currency"), str):
         return {}
     known = {wallet for created in wallets.values() for wallet in created}
-    currency, changes = body["currency"], {}
+    currency = body["currency"]
+    changes: dict[str, object] = {}
     source, destination = body.get("source_wallet_id"), body.get("destination_wallet_id")
     amount = body.get("amount")
     if isinstance(amount, float) and amount.is_integer() and 1 <= amount <= 10**15:

@@ -17,7 +17,7 @@ from tools.local_runtime import sam
 from tools.local_runtime.__main__ import parser
 from tools.local_runtime.template import Template
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/postgres"
 
 

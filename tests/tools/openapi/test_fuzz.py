@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tools import fuzz, fuzz_hooks
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 A, B, C, D = (f"{n}0000000-0000-4000-8000-000000000000" for n in (1, 2, 3, 4))
 
 
