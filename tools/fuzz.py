@@ -1,11 +1,10 @@
 """Schemathesis against the real local runtime, over HTTP, driven by docs/openapi.json.
 
 Starts `python -m tools.local_runtime run` on a free port with its own state directory (a fresh
-embedded PostgreSQL, or DATABASE_URL when set), then runs Schemathesis twice, as an operator
-(scope wallet:admin) and as a plain user, with every phase (examples, coverage, fuzzing and the
-stateful phase that follows the document's links), positive and negative data, and the checks
-below. Stops the runtime, prints how many requests each operation got, exits non-zero on any
-failure.
+embedded PostgreSQL), then runs Schemathesis twice, as an operator (scope wallet:admin) and as a
+plain user, with every phase (examples, coverage, fuzzing and the stateful phase that follows the
+document's links), positive and negative data, and the checks below. Stops the runtime, prints how
+many requests each operation got, exits non-zero on any failure.
 
     python -m tools.fuzz                      # bounded: what CI runs (`make fuzz`)
     python -m tools.fuzz --examples 500 --max-time 3600    # nightly
@@ -45,35 +44,36 @@ class FuzzError(Exception):
 
 
 class Runtime:
-    """`make run` in a subprocess, with its banner read on a thread."""
+    """`make run` in a subprocess (its stderr in state/runtime.log), its banner read on a thread.
+    Also what the tests start the local runtime with."""
 
-    def __init__(self, state: Path, port: int) -> None:
-        # Its own embedded database, always: the fuzzer writes thousands of rows.
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env.update({"LOCAL_RUNTIME_DIR": str(state), "PYTHONUNBUFFERED": "1"})
-        self.log = (state / "runtime.log").open("w")
+    def __init__(self, state: Path, port: int, *options: str, env: dict[str, str] | None = None) -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        if env is None:  # its own embedded database: the fuzzer writes thousands of rows
+            env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        self.log = state / "runtime.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_runtime", "run", "--port", str(port)],
+            [sys.executable, "-m", "tools.local_runtime", *options, "run", "--port", str(port)],
             cwd=ROOT,
-            env=env,
+            env={**env, "LOCAL_RUNTIME_DIR": str(state), "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
-            stderr=self.log,
+            stderr=self.log.open("w"),  # a file, never a pipe nobody reads: it explains a failure
             text=True,
         )
         self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(
+            target=lambda: self.lines.extend(line.rstrip("\n") for line in self.process.stdout or ()),
+            daemon=True,
+        ).start()
         self.url = f"http://127.0.0.1:{port}"
-
-    def _read(self) -> None:
-        for line in self.process.stdout or ():
-            self.lines.append(line.rstrip("\n"))
 
     def value(self, prefix: str) -> str | None:
         return next((line[len(prefix) :] for line in self.lines if line.startswith(prefix)), None)
 
     def wait_for_tokens(self) -> tuple[str, str]:
+        """(user token, operator token) from the banner, once the runtime has migrated and serves."""
         deadline = time.monotonic() + START_DEADLINE
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             user, admin = self.value("export USER_TOKEN="), self.value("export ADMIN_TOKEN=")
             if user and admin:
                 if not any("migrations  ok" in line for line in self.lines):
@@ -81,97 +81,54 @@ class Runtime:
                         "the local runtime started without its migrations:\n" + "\n".join(self.lines)
                     )
                 return user, admin
-            if self.process.poll() is not None:
-                raise FuzzError(
-                    f"the local runtime exited with {self.process.returncode}: see {self.log.name}"
-                )
-            time.sleep(0.2)
-        raise FuzzError(f"the local runtime did not start within {START_DEADLINE} s: see {self.log.name}")
+            time.sleep(0.1)
+        raise FuzzError(f"the local runtime did not start (exit {self.process.poll()}): see {self.log}")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+    def stop(self) -> int:
+        """Ctrl-C, as a developer stops it; its exit status."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
 
 
 def schemathesis_command(
     url: str, token: str, report_dir: Path, *, examples: int, max_time: int, seed: int | None
 ) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(CONFIG),
-        "run",
-        str(DOCUMENT),
-        "--url",
-        url,
-        "--header",
-        f"Authorization: Bearer {token}",
-        "--phases",
-        "examples,coverage,fuzzing,stateful",
-        "--mode",
-        "all",
-        "--checks",
-        ",".join(CHECKS),
-        "--max-examples",
-        str(examples),
-        "--max-time",
-        str(max_time),
-        # One worker: CPython 3.11 before 3.11.9 raises "AST constructor recursion depth mismatch"
-        # when two threads ast.parse() at once, which Hypothesis does to describe filters.
-        "--workers",
-        "1",
-        "--request-timeout",
-        "30",
-        "--suppress-health-check",
-        "all",
-        "--report",
-        "har,junit",
-        "--report-dir",
-        str(report_dir),
-        "--report-har-path",
-        str(report_dir / "report.har"),
-        "--report-junit-path",
-        str(report_dir / "junit.xml"),
-        "--output-sanitize",
-        "true",
+    # One worker: CPython 3.11 before 3.11.9 raises "AST constructor recursion depth mismatch" when
+    # two threads ast.parse() at once, which Hypothesis does to describe filters.
+    return [
+        *(sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", str(DOCUMENT)),
+        *("--url", url, "--header", f"Authorization: Bearer {token}", "--checks", ",".join(CHECKS)),
+        *("--phases", "examples,coverage,fuzzing,stateful", "--mode", "all", "--workers", "1"),
+        *("--request-timeout", "30", "--suppress-health-check", "all", "--output-sanitize", "true"),
+        *("--max-examples", str(examples), "--max-time", str(max_time), "--report", "har,junit"),
+        *("--report-dir", str(report_dir), "--report-har-path", str(report_dir / "report.har")),
+        *("--report-junit-path", str(report_dir / "junit.xml")),
+        *(["--seed", str(seed)] if seed is not None else []),
     ]
-    if seed is not None:
-        command += ["--seed", str(seed)]
-    return command
-
-
-def _templates() -> list[tuple[str, str, re.Pattern[str]]]:
-    document = json.loads(DOCUMENT.read_text())
-    templates: list[tuple[str, str, re.Pattern[str]]] = []
-    for path, item in document["paths"].items():
-        pattern = re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]*", re.escape(path)) + "$")
-        templates.extend((method.upper(), path, pattern) for method in item)
-    # Literal paths first: /v1/wallets must not be counted as /v1/wallets/{wallet_id}.
-    return sorted(templates, key=lambda t: (t[1].count("{"), -len(t[1])))
 
 
 def requests_per_operation(har: Path) -> collections.Counter[str]:
     """Counts the requests of a HAR report by the operation their method and path match."""
+    templates = [
+        (method.upper(), path, re.compile(re.sub(r"\\\{\w+\\\}", "[^/]*", re.escape(path))))
+        for path, item in json.loads(DOCUMENT.read_text())["paths"].items()
+        for method in item
+    ]
+    templates.sort(
+        key=lambda t: t[1].count("{")
+    )  # literal paths first: /v1/wallets/{id} is not /v1/wallets/x
     counts: collections.Counter[str] = collections.Counter()
-    if not har.is_file():
-        return counts
-    templates = _templates()
-    for entry in json.loads(har.read_text()).get("log", {}).get("entries", []):
+    for entry in json.loads(har.read_text())["log"]["entries"] if har.is_file() else []:
         method = entry["request"]["method"]
         path = re.sub(r"^https?://[^/]+", "", entry["request"]["url"]).split("?")[0]
         name = next(
-            (f"{m} {p}" for m, p, pattern in templates if m == method and pattern.match(path)),
-            f"{method} (no documented operation)",
+            (f"{m} {p}" for m, p, pattern in templates if m == method and pattern.fullmatch(path)), None
         )
-        counts[name] += 1
+        counts[name or f"{method} (no documented operation)"] += 1
     return counts
 
 
@@ -179,19 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.fuzz", description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES") or 20))
     parser.add_argument(
-        "--max-time",
-        type=int,
-        default=int(os.environ.get("FUZZ_MAX_TIME") or 75),
-        help="seconds per role (two roles)",
+        "--max-time", type=int, default=int(os.environ.get("FUZZ_MAX_TIME") or 75), help="seconds per role"
     )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--roles", default="admin,user")
     parser.add_argument("--report-dir", type=Path, default=ROOT / ".local" / "fuzz")
     args = parser.parse_args(argv)
-    if not DOCUMENT.is_file():
-        print(f"fuzz: {DOCUMENT} is missing: run `make openapi`", file=sys.stderr)
-        return 2
-
     from tools import pgserver
 
     state = Path(tempfile.mkdtemp(prefix="wallet-fuzz-"))
@@ -199,25 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         user, admin = runtime.wait_for_tokens()
-        tokens = {"admin": admin, "user": user}
         for role in args.roles.split(","):
             report_dir = args.report_dir / role
             report_dir.mkdir(parents=True, exist_ok=True)
+            token = {"admin": admin, "user": user}[role]
             command = schemathesis_command(
-                runtime.url,
-                tokens[role],
-                report_dir,
-                examples=args.examples,
-                max_time=args.max_time,
-                seed=args.seed,
+                runtime.url, token, report_dir, examples=args.examples, max_time=args.max_time, seed=args.seed
             )
-            shown = " ".join(
-                part if "Bearer" not in part else "'Authorization: Bearer $TOKEN'" for part in command
-            )
-            print(f"\n== as {role}: {shown}", flush=True)
+            print(f"\n== as {role}: {' '.join(command).replace(token, '$TOKEN')}", flush=True)
             hooks = {**os.environ, "SCHEMATHESIS_HOOKS": "tools.fuzz_hooks"}
-            result = subprocess.run(command, cwd=ROOT, env=hooks, check=False)
-            failed = failed or result.returncode != 0
+            failed = subprocess.run(command, cwd=ROOT, env=hooks, check=False).returncode != 0 or failed
             counts = requests_per_operation(report_dir / "report.har")
             print(f"\n== requests per operation as {role} ({sum(counts.values())} in all):")
             for name, count in sorted(counts.items()):
@@ -228,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runtime.stop()
         shutil.rmtree(state, ignore_errors=True)
-    print(
-        "\nfuzz: FAILED (see above; reports under " + str(args.report_dir) + ")"
-        if failed
-        else "\nfuzz: no failures"
-    )
+    print(f"\nfuzz: FAILED (see above; reports under {args.report_dir})" if failed else "\nfuzz: no failures")
     return 1 if failed else 0
 
 

@@ -15,14 +15,20 @@ import jwt
 
 from tools.local_runtime import apigw
 
-# The documented development default (README.md, "Tokens" and the settings table); never used
-# outside a local run. The known, documented exception of the secrets scan (.ci/secrets): allowed
-# on this line only, so any other copy of it, or any other secret, still fails the scan.
+# The documented development default (README.md, "Tokens"); never used outside a local run. The
+# known, documented exception of the secrets scan (.ci/secrets): allowed on this line only.
 DEFAULT_SECRET = "local-development-secret-change-me"  # noqa: S105  # nosec B105  # pragma: allowlist secret
 ISSUER = "wallet-local"
 AUDIENCE = "wallet-api"
 ADMIN_SCOPE = "wallet:admin"
-ALGORITHM = "HS256"
+# Why a token is refused, in words safe to show the caller (the most specific PyJWT error first).
+REASONS = {
+    jwt.ExpiredSignatureError: "The token has expired.",
+    jwt.InvalidAudienceError: "The token is not meant for this API (audience).",
+    jwt.InvalidIssuerError: "The token was not issued by a trusted issuer.",
+    jwt.InvalidSignatureError: "The token signature is not valid.",
+    jwt.PyJWTError: "The token is not valid.",
+}
 
 
 class Unauthorized(Exception):
@@ -34,62 +40,40 @@ def secret() -> str:
 
 
 def issue_token(
-    sub: str = "user-1",
-    *,
-    admin: bool = False,
-    scope: str | None = None,
-    ttl_seconds: int = 12 * 3600,
-    key: str | None = None,
-    **claims: Any,
+    sub: str = "user-1", *, scope: str = "wallet:read", ttl_seconds: int = 12 * 3600, key: str | None = None
 ) -> str:
     now = int(time.time())
-    if scope is None:
-        scope = f"{ADMIN_SCOPE} wallet:read" if admin else "wallet:read"
-    payload = {
+    claims = {
         "iss": ISSUER,
         "aud": AUDIENCE,
         "sub": sub,
         "scope": scope,
         "iat": now,
         "exp": now + ttl_seconds,
-        **claims,
     }
-    return jwt.encode(payload, key or secret(), algorithm=ALGORITHM)
+    return jwt.encode(claims, key or secret(), algorithm="HS256")
 
 
-def bearer_token(authorization: str | None) -> str:
+def verify(authorization: str | None) -> dict[str, Any]:
+    """The verified claims, or Unauthorized with a reason safe to show the caller."""
     if not authorization:
         raise Unauthorized("The Authorization header is missing.")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
-    return token.strip()
-
-
-def verify(authorization: str | None) -> dict[str, Any]:
-    """The verified claims, or Unauthorized with a reason safe to show the caller."""
-    token = bearer_token(authorization)
     try:
         return jwt.decode(
-            token,
+            token.strip(),
             secret(),
-            algorithms=[ALGORITHM],  # pinned: never let the token pick (alg=none, RS/HS confusion)
+            algorithms=["HS256"],  # pinned: never let the token pick (alg=none, RS/HS confusion)
             audience=AUDIENCE,
             issuer=ISSUER,
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("The token has expired.") from exc
-    except jwt.InvalidAudienceError as exc:
-        raise Unauthorized("The token is not meant for this API (audience).") from exc
-    except jwt.InvalidIssuerError as exc:
-        raise Unauthorized("The token was not issued by a trusted issuer.") from exc
     except jwt.MissingRequiredClaimError as exc:
         raise Unauthorized(f"The token lacks the {exc.claim!r} claim.") from exc
-    except jwt.InvalidSignatureError as exc:
-        raise Unauthorized("The token signature is not valid.") from exc
     except jwt.PyJWTError as exc:
-        raise Unauthorized("The token is not valid.") from exc
+        raise Unauthorized(next(text for kind, text in REASONS.items() if isinstance(exc, kind))) from exc
 
 
 def gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
@@ -97,58 +81,43 @@ def gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
     "[a b]", numbers as their decimal text."""
 
     def render(value: Any) -> str:
-        if isinstance(value, bool):
-            return "true" if value else "false"
         if isinstance(value, list):
-            return "[" + " ".join(render(item) for item in value) + "]"
-        if isinstance(value, dict):
-            return json.dumps(value, separators=(",", ":"))
-        return str(value)
+            return "[" + " ".join(map(render, value)) + "]"
+        return json.dumps(value) if isinstance(value, bool | dict) else str(value)
 
     return {name: render(value) for name, value in claims.items()}
 
 
-def token_scopes(claims: dict[str, Any]) -> set[str]:
-    """The scopes API Gateway's JWT authorizer matches a route's `AuthorizationScopes` against: the
-    `scope` claim (space-separated) or the `scp` claim (a list, or a space-separated string)."""
-    scopes: set[str] = set()
-    for name in ("scope", "scp"):
-        value = claims.get(name)
-        if isinstance(value, str):
-            scopes.update(value.split())
-        elif isinstance(value, list):
-            scopes.update(item for item in value if isinstance(item, str))
-    return scopes
-
-
 def allowed(claims: dict[str, Any], route_scopes: list[str]) -> bool:
-    """API Gateway lets a request through a route with scopes when the token has at least one."""
-    return not route_scopes or bool(token_scopes(claims) & set(route_scopes))
+    """API Gateway lets a request through a route with scopes when the token has at least one, in
+    its `scope` claim (space-separated) or its `scp` claim (a list, or a space-separated string)."""
+    scopes: set[str] = set()
+    for value in (claims.get("scope"), claims.get("scp")):
+        scopes.update(value.split() if isinstance(value, str) else value if isinstance(value, list) else [])
+    return not route_scopes or bool(scopes & set(route_scopes))
 
 
-def _problem(
-    status: int, code: str, detail: str, request_id: str, *headers: tuple[str, str]
-) -> apigw.Response:
-    # Imported here: the layer is on sys.path once the function host has read the template.
+def problem(status: int, detail: str, *headers: tuple[str, str]) -> apigw.Response:
+    """The gateway's own 401 and 403, in the service's problem+json shape (rendered by
+    wallet_core.http.problems, on sys.path once the host has read the template), with the request
+    id in the body and in Apigw-Requestid."""
     from wallet_core.http.problems import PROBLEM_JSON, render_problem
 
-    body = render_problem(status, code, detail, request_id=request_id)
+    request_id = apigw.new_request_id()
+    code = "unauthorized" if status == 401 else "forbidden"
+    body = render_problem(status, code, detail, request_id=request_id).encode()
     return apigw.Response(
-        status,
-        [("Content-Type", PROBLEM_JSON), *headers, ("Apigw-Requestid", request_id)],
-        body.encode(),
+        status, [("Content-Type", PROBLEM_JSON), *headers, ("Apigw-Requestid", request_id)], body
     )
 
 
-def unauthorized_response(detail: str, request_id: str) -> apigw.Response:
-    """The 401 in the same problem+json shape as every other error (rendered by the service's own
-    wallet_core.http.problems), with the request id in the body and in Apigw-Requestid."""
-    challenge = ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"')
-    return _problem(401, "unauthorized", detail, request_id, challenge)
-
-
-def forbidden_response(route_scopes: list[str], request_id: str) -> apigw.Response:
-    """A valid token without any of the route's scopes: API Gateway answers 403 before the function
-    runs (its body is `{"message":"Forbidden"}`; locally, like the 401, the problem shape)."""
-    needed = " or ".join(route_scopes)
-    return _problem(403, "forbidden", f"This route needs scope {needed}.", request_id)
+def check(authorization: str | None, route_scopes: list[str]) -> dict[str, str] | apigw.Response:
+    """The claims to put in the event, or the 401 / 403 API Gateway answers before any function runs."""
+    try:
+        claims = verify(authorization)
+    except Unauthorized as exc:
+        challenge = ("WWW-Authenticate", 'Bearer realm="wallet-api", error="invalid_token"')
+        return problem(401, str(exc), challenge)
+    if not allowed(claims, route_scopes):  # a valid token without any of the route's scopes
+        return problem(403, f"This route needs scope {' or '.join(route_scopes)}.")
+    return gateway_claims(claims)

@@ -1,8 +1,8 @@
-"""Lambda's side of an invocation: the context object, the handler import, the environment.
+"""Lambda's side of an invocation: the context object, the handler import, one invocation at a time.
 
 Every function lives in one process here (no containers). Consequences, documented in the README:
 one os.environ for all functions (the union of their variables), one copy of the shared layer's
-module-level caches, and modules imported under unique names because every handler file is app.py.
+module-level caches, and modules imported under unique names (functions share one code asset).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from tools.local_runtime.template import ACCOUNT_ID, REGION, Function, Template
@@ -35,48 +34,31 @@ class LambdaContext:
     memory_limit_in_mb: int = 128
     function_version: str = "$LATEST"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    client_context: Any = None
-    identity: Any = None
     _deadline: float = 0.0
 
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_seconds
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    @property
-    def log_stream_name(self) -> str:
-        return f"{time.strftime('%Y/%m/%d')}/[$LATEST]local"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]local"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
     @classmethod
     def for_function(cls, function: Function) -> LambdaContext:
-        return cls(
-            function_name=function.name,
-            timeout_seconds=float(function.timeout),
-            memory_limit_in_mb=function.memory_size,
-        )
+        return cls(function.logical_id, float(function.timeout), function.memory_size)
 
 
 def module_name_for(function: Function) -> str:
-    # Unique per function and file: functions/a/app.py and functions/b/app.py must not share
-    # sys.modules["app"] (and two templates in one test session must not share a module either).
+    # Unique per function and file: two functions on one module (or two templates in one test
+    # session) must not share a module and its per-request state.
     digest = hashlib.sha256(str(function.module_path).encode()).hexdigest()[:10]
     return f"_local_lambda_{function.logical_id}_{digest}"
 
 
 def add_to_path(*dirs: Path) -> None:
-    for directory in dirs:
-        if str(directory) not in sys.path:
-            sys.path.append(str(directory))
+    sys.path.extend(str(directory) for directory in dirs if str(directory) not in sys.path)
 
 
 def give_each_resolver_its_own_event() -> None:
@@ -116,8 +98,7 @@ class FunctionHost:
 
     def function(self, logical_id: str) -> Function:
         if logical_id not in self.functions:
-            known = ", ".join(sorted(self.functions)) or "none"
-            raise KeyError(f"unknown function {logical_id!r} (known: {known})")
+            raise KeyError(f"unknown function {logical_id!r} (known: {', '.join(sorted(self.functions))})")
         return self.functions[logical_id]
 
     def handler(self, logical_id: str) -> Handler:
@@ -128,40 +109,27 @@ class FunctionHost:
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Run the handler; exceptions propagate (callers map them as Lambda's caller would)."""
-        function = self.function(logical_id)
         handler = self.handler(logical_id)
         with self._locks[logical_id]:
-            return handler(event, LambdaContext.for_function(function))
+            return handler(event, LambdaContext.for_function(self.function(logical_id)))
 
 
 def load_handler(function: Function) -> Handler:
-    path = function.module_path
-    if not path.is_file():
-        raise FileNotFoundError(f"{function.logical_id}: handler module {path} does not exist")
-    # Lambda puts the function's code root first on sys.path (/var/task): sibling modules of the
-    # handler (migrations/runner.py) must import. Appended so the layer still wins for shared names.
+    # Lambda puts the function's code root on sys.path (/var/task): sibling modules of the handler
+    # (migrations/runner.py) must import. Appended so the layer still wins for shared names.
     add_to_path(function.code_uri)
     name = module_name_for(function)
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, function.module_path)
+        if spec is None or spec.loader is None or not function.module_path.is_file():
+            raise FileNotFoundError(f"{function.logical_id}: no handler module {function.module_path}")
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
         try:
             spec.loader.exec_module(module)
         except BaseException:
             del sys.modules[name]  # a failed import must not leave a half-initialised module behind
             raise
-    return _attribute(module, function)
-
-
-def _attribute(module: ModuleType, function: Function) -> Handler:
-    handler = getattr(module, function.handler_attribute, None)
-    if not callable(handler):
-        raise AttributeError(f"{function.module_path} has no callable {function.handler_attribute!r}")
-    return handler
+    return getattr(sys.modules[name], function.handler.rsplit(".", 1)[1])
 
 
 def error_payload(exc: BaseException) -> dict[str, Any]:

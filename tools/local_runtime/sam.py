@@ -1,43 +1,36 @@
-"""`sam local invoke` for those with Docker: the env-vars file the local runtime writes, and the
-command line that uses it.
+"""`sam local invoke` for those with Docker: the env-vars file the local runtime writes.
 
 SAM CLI runs a function in a container with the variables the template declares, resolved against
 parameter defaults: no database it can reach. `--env-vars FILE` overrides them per function
 (`{"LogicalId": {"VAR": "value"}}`), but only variables the template declares (hence
 `DATABASE_URL: ""` in its Globals). The file names the local runtime's database by a host name a
-container resolves to the machine running it; `make run DOCKER=1` makes the embedded PostgreSQL
-listen where a container can reach it (by default it listens on 127.0.0.1 only).
+container resolves to the machine running it (`--add-host host.docker.internal:host-gateway` on
+Linux, see README); `make run DOCKER=1` makes the embedded PostgreSQL listen where a container can
+reach it (by default it listens on 127.0.0.1 only).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 CONTAINER_HOST = "host.docker.internal"
-# Docker Desktop resolves host.docker.internal by itself; on Linux the container needs this mapping.
-ADD_HOST = f"{CONTAINER_HOST}:host-gateway"
-ENV_FILE = "sam-env.json"
 # Where a container's connection to the machine comes from: Docker's bridge networks on Linux
 # (172.17.0.0/16 and the user-defined ones after it), Docker Desktop's virtual machine network.
 CONTAINER_NETWORKS = ("172.16.0.0/12", "192.168.65.0/24")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 # Variables that name things only AWS has (a secret, the proxy's endpoint): empty, so a handler in a
 # container takes DATABASE_URL, as the local runtime's own handlers do.
-_AWS_ONLY = ("DATABASE_SECRET_ARN", "APP_DATABASE_SECRET_ARN", "DATABASE_HOST")
+AWS_ONLY = ("DATABASE_SECRET_ARN", "APP_DATABASE_SECRET_ARN", "DATABASE_HOST")
 
 
 def container_url(database_url: str) -> str:
     """The database URL as a container sees it: the machine's loopback becomes CONTAINER_HOST."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    if url.host in LOOPBACK:
-        url = url.set(host=CONTAINER_HOST)
-    return url.render_as_string(hide_password=False)
+    return re.sub(
+        r"(@|//)(127\.0\.0\.1|localhost|\[::1\])([:/])", rf"\1{CONTAINER_HOST}\3", database_url, count=1
+    )
 
 
 def env_vars(template: Any, database_url: str) -> dict[str, dict[str, str]]:
@@ -47,7 +40,7 @@ def env_vars(template: Any, database_url: str) -> dict[str, dict[str, str]]:
         "DATABASE_URL": container_url(database_url),
         "STAGE": "local",
         "DATABASE_IAM_AUTH": "false",
-        **dict.fromkeys(_AWS_ONLY, ""),
+        **dict.fromkeys(AWS_ONLY, ""),
     }
     return {
         logical_id: {name: overrides.get(name, value) for name, value in sorted(function.environment.items())}
@@ -56,28 +49,9 @@ def env_vars(template: Any, database_url: str) -> dict[str, dict[str, str]]:
 
 
 def write_env_file(state_dir: Path, template: Any, database_url: str) -> Path:
-    path = state_dir / ENV_FILE
+    path = state_dir / "sam-env.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     # Owner-only: a DATABASE_URL of your own may carry a password.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(env_vars(template, database_url), handle, indent=2)
-        handle.write("\n")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(json.dumps(env_vars(template, database_url), indent=2) + "\n")
     return path
-
-
-def invoke_command(function_id: str, event: str, env_file: str = f".local/{ENV_FILE}") -> list[str]:
-    """`sam local invoke` of one function with one event, against the local runtime's database
-    (after `sam build`, which samconfig.toml configures: language extensions on)."""
-    return [
-        "sam",
-        "local",
-        "invoke",
-        function_id,
-        "--event",
-        event,
-        "--env-vars",
-        env_file,
-        "--add-host",
-        ADD_HOST,
-    ]

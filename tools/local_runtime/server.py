@@ -1,36 +1,30 @@
-"""The local HTTP API: ThreadingHTTPServer on 127.0.0.1 in front of the Gateway (routing, JWT check,
-event, invoke, response mapping)."""
+"""The local HTTP API: ThreadingHTTPServer on 127.0.0.1 in front of the Gateway (documentation pages,
+routing, JWT check, event, invoke, response mapping)."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import threading
-import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from tools.local_runtime import apigw, auth, docs
 from tools.local_runtime.context import FunctionHost
+from tools.local_runtime.template import HttpRoute
 
 log = logging.getLogger("local_runtime.http")
 
 
-def requires_auth(route: Any) -> bool:
-    """Every /v1 route is behind the JWT authorizer; probes are not. A route's explicit
-    `Auth: {Authorizer: NONE}` turns it off and a named authorizer turns it on, as in SAM."""
-    if route.auth == "NONE":
-        return False
-    if route.auth:
-        return True
-    return route.path == "/v1" or route.path.startswith("/v1/")
+def requires_auth(route: HttpRoute) -> bool:
+    """The HttpApi's DefaultAuthorizer (the JWT one) unless the route says `Authorizer: NONE`."""
+    return route.auth != "NONE"
 
 
 class Gateway:
-    def __init__(self, host: FunctionHost, port: int | None = None) -> None:
+    def __init__(self, host: FunctionHost) -> None:
         self.host = host
-        self.router = apigw.Router.from_routes(host.template.http_routes())
-        self.port = port
+        self.router = apigw.Router(host.template.http_routes())
 
     def handle(self, request: apigw.Request) -> apigw.Response:
         documentation = docs.serve(request.method, request.raw_path)
@@ -38,29 +32,22 @@ class Gateway:
             return documentation
         match = self.router.match(request.method, request.raw_path)
         if match is None:
-            return apigw.not_found()
-        claims = None
-        if requires_auth(match.route):
-            try:
-                verified = auth.verify(request.header("authorization"))
-            except auth.Unauthorized as exc:
-                return auth.unauthorized_response(str(exc), apigw.new_request_id())
-            if not auth.allowed(verified, match.route.scopes):  # the route's AuthorizationScopes
-                return auth.forbidden_response(match.route.scopes, apigw.new_request_id())
-            claims = auth.gateway_claims(verified)
-        event = apigw.build_event(request, match, claims=claims, port=self.port)
-        request_id = event["requestContext"]["requestId"]
+            return apigw.json_response(404, {"message": "Not Found"})
+        claims = (
+            auth.check(request.header("authorization"), match.route.scopes)
+            if requires_auth(match.route)
+            else None
+        )
+        if isinstance(claims, apigw.Response):
+            return claims
+        event = apigw.build_event(request, match, claims=claims)
         try:
-            result = self.host.invoke(match.route.function_id, event)
-            response = apigw.map_result(result)
-        except apigw.InvalidResponse as exc:
-            log.error("%s returned an invalid response: %s", match.route.function_id, exc)
-            response = apigw.internal_error()
+            response = apigw.map_result(self.host.invoke(match.route.function_id, event))
         except Exception:
             # The stack trace goes to the console (CloudWatch's role), never to the client.
-            log.error("%s raised:\n%s", match.route.function_id, traceback.format_exc())
-            response = apigw.internal_error()
-        response.headers.append(("Apigw-Requestid", request_id))
+            log.exception("%s raised or answered what API Gateway cannot map", match.route.function_id)
+            response = apigw.json_response(500, {"message": "Internal Server Error"})
+        response.headers.append(("Apigw-Requestid", event["requestContext"]["requestId"]))
         return response
 
 
@@ -73,13 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         request = apigw.Request(
-            method=self.command,
-            raw_path=path,
-            raw_query=query,
-            headers=list(self.headers.items()),
-            body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
+            self.command, path, query, list(self.headers.items()), body, self.client_address[0]
         )
         response = self.server.gateway.handle(request)
         self.send_response(response.status)
@@ -91,11 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
-
     def __getattr__(self, name: str) -> Any:
-        # Any other method (TRACE, CONNECT, made-up ones) goes to the router like the rest, as API
-        # Gateway does (404, no route), instead of http.server's 501 HTML page.
+        # Every method (TRACE, made-up ones) goes to the router, as API Gateway does (404 when no
+        # route has it), instead of http.server's 501 HTML page.
         if name.startswith("do_"):
             return self._serve
         raise AttributeError(name)
@@ -108,27 +87,19 @@ class LocalHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, gateway: Gateway, port: int) -> None:
-        # 127.0.0.1 only: tokens are signed with a public development secret.
-        super().__init__(("127.0.0.1", port), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)  # loopback only: the token secret is public
         self.gateway = gateway
-        gateway.port = self.server_address[1]
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
 
     def start(self) -> LocalHttpServer:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="local-http", daemon=True
-        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
+        if self._thread.is_alive():
             self.shutdown()
-            self._thread.join(timeout=10)
+        self._thread.join(timeout=10)
         self.server_close()
 
 
@@ -138,7 +109,7 @@ def configure_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("werkzeug", "botocore"):  # moto's per-request access log, boto's chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if not verbose:  # the banner says which revision is applied; Alembic's step-by-step is noise
         logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -8,12 +8,9 @@ import hashlib
 import json
 import logging
 import threading
-import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from tools.local_runtime.context import FunctionHost
 from tools.local_runtime.template import REGION, Queue, SqsSource, Template
@@ -22,45 +19,39 @@ log = logging.getLogger("local_runtime.sqs")
 
 # Dummy credentials: nothing the local runtime does may ever reach a real AWS account.
 DUMMY_AWS_CREDENTIAL = "testing"
-DUMMY_CREDENTIALS = {"aws_access_key_id": DUMMY_AWS_CREDENTIAL, "aws_secret_access_key": DUMMY_AWS_CREDENTIAL}
 
 
-def sqs_client(endpoint_url: str):
+def sqs_client(endpoint_url: str) -> Any:
     return boto3.client(
         "sqs",
         endpoint_url=endpoint_url,
         region_name=REGION,
-        config=Config(retries={"max_attempts": 2}),
-        **DUMMY_CREDENTIALS,
+        aws_access_key_id=DUMMY_AWS_CREDENTIAL,
+        aws_secret_access_key=DUMMY_AWS_CREDENTIAL,
     )
 
 
 class LocalSqs:
     """moto in this process, on 127.0.0.1 and a free port; stopped by stop()."""
 
-    def __init__(self) -> None:
+    def start(self) -> LocalSqs:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.url = ""
-
-    def start(self) -> LocalSqs:
         self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+        self.url = "http://{}:{}".format(*self._server.get_host_and_port())
         return self
 
     def stop(self) -> None:
         self._server.stop()
 
 
-def create_queues(client, queues: dict[str, Queue]) -> dict[str, str]:
+def create_queues(client: Any, queues: dict[str, Queue]) -> dict[str, str]:
     """Create every queue, then attach redrive policies (a DLQ must exist before it is named)."""
-    urls = {}
-    for queue in queues.values():
-        urls[queue.logical_id] = client.create_queue(QueueName=queue.name, Attributes=queue.attributes)[
-            "QueueUrl"
-        ]
+    urls = {
+        q.logical_id: client.create_queue(QueueName=q.name, Attributes=q.attributes)["QueueUrl"]
+        for q in queues.values()
+    }
     for queue in queues.values():
         if queue.dead_letter_id:
             policy = {
@@ -75,25 +66,16 @@ def create_queues(client, queues: dict[str, Queue]) -> dict[str, str]:
 
 def sqs_record(message: dict[str, Any], queue: Queue) -> dict[str, Any]:
     """One record of the event Lambda's SQS event source mapping delivers."""
-    attributes = dict(message.get("Attributes") or {})
-    message_attributes = {}
-    for name, value in (message.get("MessageAttributes") or {}).items():
-        message_attributes[name] = {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": value.get("StringListValues", []),
-            "binaryListValues": value.get("BinaryListValues", []),
-            "dataType": value.get("DataType"),
-        }
-    body = message.get("Body", "")
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
-        "body": body,
-        "attributes": attributes,
-        "messageAttributes": message_attributes,
-        "md5OfBody": message.get("MD5OfBody")
-        or hashlib.md5(body.encode(), usedforsecurity=False).hexdigest(),
+        "body": message["Body"],
+        "attributes": message.get("Attributes") or {},
+        "messageAttributes": {
+            name: {key[0].lower() + key[1:]: value for key, value in attribute.items()}
+            for name, attribute in (message.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": hashlib.md5(message["Body"].encode(), usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue.arn,
         "awsRegion": REGION,
@@ -108,185 +90,129 @@ def failed_ids(result: Any, records: list[dict[str, Any]], report_batch_item_fai
     if not report_batch_item_failures or not isinstance(result, dict):
         return set()
     failures = result.get("batchItemFailures") or []
-    if not isinstance(failures, list):
+    try:
+        ids = {failure["itemIdentifier"] for failure in failures}
+    except (TypeError, KeyError):
         return every
-    ids = set()
-    for failure in failures:
-        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not identifier or identifier not in every:
-            return every
-        ids.add(identifier)
-    return ids
-
-
-@dataclass
-class PollResult:
-    received: int
-    deleted: int
-    failed: int
+    return ids if ids <= every else every
 
 
 class Poller:
     """The event source mapping of one SQS event of one function."""
 
-    def __init__(
-        self, host: FunctionHost, source: SqsSource, queue: Queue, queue_url: str, endpoint_url: str
-    ) -> None:
-        self.host = host
-        self.source = source
-        self.queue = queue
-        self.queue_url = queue_url
-        self.client = sqs_client(endpoint_url)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.wait_seconds = 1  # short: shutdown must not wait on a long poll
+    wait_seconds = 1  # short: shutdown must not wait on a long poll
 
-    def poll_once(self) -> PollResult:
-        response = self.client.receive_message(
+    def __init__(
+        self, host: FunctionHost, source: SqsSource, queue: Queue, queue_url: str, endpoint: str
+    ) -> None:
+        self.host, self.source, self.queue, self.queue_url = host, source, queue, queue_url
+        self.client = sqs_client(endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqs-{source.event_id}", daemon=True)
+
+    def poll_once(self) -> tuple[int, int]:
+        """(records received, records left on the queue to come back)."""
+        messages = self.client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.source.batch_size,
             WaitTimeSeconds=self.wait_seconds,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages") or []
+        ).get("Messages", [])
         if not messages:
-            return PollResult(0, 0, 0)
+            return 0, 0
         records = [sqs_record(message, self.queue) for message in messages]
         try:
             result = self.host.invoke(self.source.function_id, {"Records": records})
-        except Exception:
-            # The whole batch comes back after the visibility timeout, as in Lambda.
-            log.error(
-                "%s raised on a batch of %d:\n%s",
-                self.source.function_id,
-                len(records),
-                traceback.format_exc(),
-            )
-            return PollResult(len(records), 0, len(records))
-        failed = failed_ids(result, records, self.source.report_batch_item_failures)
-        done = [
-            {"Id": str(index), "ReceiptHandle": record["receiptHandle"]}
-            for index, record in enumerate(records)
-            if record["messageId"] not in failed
-        ]
+            failed = failed_ids(result, records, self.source.report_batch_item_failures)
+        except Exception:  # the whole batch comes back after the visibility timeout, as in Lambda
+            log.exception("%s raised on a batch of %d", self.source.function_id, len(records))
+            return len(records), len(records)
+        done = [r for r in records if r["messageId"] not in failed]
         if done:
-            self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=done)
-        if failed:
-            log.info(
-                "%s: %d of %d records failed, they return after the visibility timeout",
-                self.source.function_id,
-                len(failed),
-                len(records),
-            )
-        return PollResult(len(records), len(done), len(failed))
+            entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(done)]
+            self.client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        return len(records), len(failed)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.poll_once()
             except Exception:
-                log.error("poller %s failed:\n%s", self.source.event_id, traceback.format_exc())
+                log.exception("poller %s failed", self.source.event_id)
                 self._stop.wait(1)
 
     def start(self) -> Poller:
-        self._thread = threading.Thread(target=self._run, name=f"sqs-{self.source.event_id}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.wait_seconds + 15)
+        self._thread.join(timeout=self.wait_seconds + 15)
 
 
 def pollers_for(
-    host: FunctionHost, template: Template, queue_urls: dict[str, str], endpoint_url: str
+    host: FunctionHost, template: Template, queue_urls: dict[str, str], endpoint: str
 ) -> list[Poller]:
-    queues = template.queues()
-    pollers = []
-    for source in template.sqs_sources():
-        queue = next((q for q in queues.values() if source.queue_arn in (q.arn, q.name, q.logical_id)), None)
-        if queue is None:
-            log.warning(
-                "%s.%s: queue %s is not in the template; not polled",
-                source.function_id,
-                source.event_id,
-                source.queue_arn,
-            )
-            continue
-        if not source.enabled:
-            continue
-        pollers.append(Poller(host, source, queue, queue_urls[queue.logical_id], endpoint_url))
-    return pollers
+    by_arn = {queue.arn: queue for queue in template.queues().values()}
+    return [
+        Poller(
+            host, source, by_arn[source.queue_arn], queue_urls[by_arn[source.queue_arn].logical_id], endpoint
+        )
+        for source in template.sqs_sources()
+    ]
 
 
 def message_bodies(document: Any) -> list[str]:
     """send-event input: an SQS event sample (each record's body) or one provider event."""
     if isinstance(document, dict) and isinstance(document.get("Records"), list):
         return [
-            record["body"] if isinstance(record.get("body"), str) else json.dumps(record.get("body"))
-            for record in document["Records"]
+            r["body"] if isinstance(r["body"], str) else json.dumps(r["body"]) for r in document["Records"]
         ]
     return [json.dumps(document)]
 
 
-def send_bodies(client, queue_url: str, bodies: list[str]) -> list[str]:
-    fifo = queue_url.endswith(".fifo")
-    ids = []
-    for body in bodies:
-        extra: dict[str, str] = {}
-        if fifo:
-            extra = {
-                "MessageGroupId": "local",
-                "MessageDeduplicationId": hashlib.sha256(body.encode()).hexdigest(),
-            }
-        ids.append(client.send_message(QueueUrl=queue_url, MessageBody=body, **extra)["MessageId"])
-    return ids
+def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> list[str]:
+    return [client.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"] for body in bodies]
 
 
-def peek_messages(client, queue_url: str, limit: int = 1000) -> list[dict[str, Any]]:
-    """Every message on the queue, left on it: each is received once, hidden while the pass runs,
-    then made visible again at once (for the next reader, or `make redrive`)."""
-    seen: dict[str, dict[str, Any]] = {}
-    handles: list[str] = []
-    try:
-        while len(seen) < limit:
-            batch = (
-                client.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=10,
-                    VisibilityTimeout=30,
-                    WaitTimeSeconds=0,
-                    MessageSystemAttributeNames=["All"],
-                ).get("Messages")
-                or []
-            )
-            if not batch:
-                break
-            for message in batch:
-                handles.append(message["ReceiptHandle"])
-                attributes = message.get("Attributes") or {}
-                seen[message["MessageId"]] = {
-                    "message_id": message["MessageId"],
-                    "body": message.get("Body", ""),
-                    "receive_count": int(attributes.get("ApproximateReceiveCount", 0)),
-                    "sent_timestamp": attributes.get("SentTimestamp"),
-                }
-    finally:
-        for handle in handles:
-            client.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=handle, VisibilityTimeout=0)
-    return list(seen.values())
-
-
-def move_messages(client, from_url: str, to_url: str) -> int:
-    """Send every message of one queue to another, deleting each once it is sent."""
-    moved = 0
+def _receive_all(client: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, each received once and hidden for 30 s while the pass runs."""
+    received: list[dict[str, Any]] = []
     while batch := client.receive_message(
-        QueueUrl=from_url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=0
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=30,
+        WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["All"],
     ).get("Messages"):
-        for message in batch:
-            send_bodies(client, to_url, [message["Body"]])
-            client.delete_message(QueueUrl=from_url, ReceiptHandle=message["ReceiptHandle"])
-            moved += 1
-    return moved
+        received += batch
+    return received
+
+
+def peek_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, left on it: made visible again at once after the pass (for the
+    next reader, or `make redrive`)."""
+    messages = _receive_all(client, queue_url)
+    for message in messages:
+        client.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    return [
+        {
+            "message_id": message["MessageId"],
+            "body": message["Body"],
+            "receive_count": int(message["Attributes"]["ApproximateReceiveCount"]),
+            "sent_timestamp": message["Attributes"]["SentTimestamp"],
+        }
+        for message in messages
+    ]
+
+
+def move_messages(client: Any, from_url: str, to_url: str) -> int:
+    """Send every message of one queue to another, deleting each once it is sent."""
+    messages = _receive_all(client, from_url)
+    for message in messages:
+        send_bodies(client, to_url, [message["Body"]])
+        client.delete_message(QueueUrl=from_url, ReceiptHandle=message["ReceiptHandle"])
+    return len(messages)

@@ -1,52 +1,41 @@
 """Fixtures for the local runtime's tests: a small fake project (template + handlers) so most tests
-do not depend on the real functions, and a moto SQS server on 127.0.0.1."""
+do not depend on the real functions, a moto SQS server on 127.0.0.1, and the HTTP server."""
 
 from __future__ import annotations
 
-import os
-import textwrap
+import http.client
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tools.local_runtime.context import FunctionHost
+from tools.local_runtime.context import FunctionHost, module_name_for
+from tools.local_runtime.runtime import write_runtime
+from tools.local_runtime.server import Gateway, LocalHttpServer
 from tools.local_runtime.sqs import LocalSqs, create_queues, sqs_client
 from tools.local_runtime.template import Template
 
 FAKE_TEMPLATE = """\
-AWSTemplateFormatVersion: "2010-09-09"
 Transform: AWS::Serverless-2016-10-31
 Parameters:
-  Stage:
-    Type: String
-    Default: dev
-  Prefix:
-    Type: String
-    Default: fake
+  Stage: {Type: String, Default: dev}
+  Prefix: {Type: String, Default: fake}
 Conditions:
   IsProduction: !Equals [!Ref Stage, production]
 Globals:
   Function:
     Timeout: 7
     MemorySize: 256
-    Layers:
-      - !Ref FakeLayer
-    Environment:
-      Variables:
-        STAGE: !Ref Stage
-        SHARED: from-globals
+    Environment: {Variables: {STAGE: !Ref Stage, SHARED: from-globals}}
 Resources:
-  FakeLayer:
-    Type: AWS::Serverless::LayerVersion
-    Properties:
-      ContentUri: layer/
+  FakeLayer: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: layer/}}
   EchoFunction:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: functions/echo/
-      Handler: app.handler
+      CodeUri: functions/
+      Handler: echo.app.handler
       Environment:
         Variables:
           MODE: !If [IsProduction, strict, relaxed]
@@ -54,84 +43,47 @@ Resources:
           QUEUE_ARN: !GetAtt WorkQueue.Arn
           OPTIONAL: !If [IsProduction, set, !Ref AWS::NoValue]
       Events:
-        ItemGet:
-          Type: HttpApi
-          Properties:
-            Path: /v1/items/{item_id}
-            Method: GET
-        Files:
-          Type: HttpApi
-          Properties:
-            Path: /v1/files/{proxy+}
-            Method: ANY
-        Health:
-          Type: HttpApi
-          Properties:
-            Path: /health
-            Method: get
-        Boom:
-          Type: HttpApi
-          Properties:
-            Path: /v1/boom
-            Method: GET
+        ItemGet: {Type: HttpApi, Properties: {Path: "/v1/items/{item_id}", Method: GET}}
+        Health: {Type: HttpApi, Properties: {Path: /health, Method: get, Auth: {Authorizer: NONE}}}
+        Boom: {Type: HttpApi, Properties: {Path: /v1/boom, Method: GET}}
   OtherFunction:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: functions/other/
-      Handler: app.handler
+      CodeUri: functions/
+      Handler: other.app.handler
       Timeout: 2
       Events:
-        ItemList:
-          Type: HttpApi
-          Properties:
-            Path: /v1/items
-            Method: GET
-        ItemSpecial:
-          Type: HttpApi
-          Properties:
-            Path: /v1/items/special
-            Method: GET
+        ItemList: {Type: HttpApi, Properties: {Path: /v1/items, Method: GET}}
+        ItemSpecial: {Type: HttpApi, Properties: {Path: /v1/items/special, Method: GET}}
         ItemPurge:
           Type: HttpApi
           Properties:
             Path: /v1/items/purge
             Method: POST
-            Auth:
-              Authorizer: WalletJwt
-              AuthorizationScopes: [items:admin, wallet:admin]
+            Auth: {Authorizer: WalletJwt, AuthorizationScopes: [items:admin, wallet:admin]}
   WorkerFunction:
     Type: AWS::Serverless::Function
     Properties:
-      CodeUri: functions/worker/
-      Handler: app.handler
+      CodeUri: functions/
+      Handler: worker.app.handler
       Events:
         Work:
           Type: SQS
-          Properties:
-            Queue: !GetAtt WorkQueue.Arn
-            BatchSize: 5
-            FunctionResponseTypes: [ReportBatchItemFailures]
+          Properties: {Queue: !GetAtt WorkQueue.Arn, BatchSize: 5, FunctionResponseTypes: [ReportBatchItemFailures]}
   WorkQueue:
     Type: AWS::SQS::Queue
     Properties:
       QueueName: !Sub "${Prefix}-work"
       VisibilityTimeout: 1
-      RedrivePolicy:
-        deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn
-        maxReceiveCount: 2
-  WorkDeadLetterQueue:
-    Type: AWS::SQS::Queue
-    Properties:
-      QueueName: !Sub "${Prefix}-work-dlq"
-      MessageRetentionPeriod: 1209600
-  ProductionOnlyQueue:
-    Type: AWS::SQS::Queue
-    Condition: IsProduction
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt WorkDeadLetterQueue.Arn, maxReceiveCount: 2}
+  WorkDeadLetterQueue: {Type: AWS::SQS::Queue, Properties: {QueueName: !Sub "${Prefix}-work-dlq"}}
+  ProductionOnlyQueue: {Type: AWS::SQS::Queue, Condition: IsProduction}
 """
 
 # Each handler records the events it saw in CALLS, so a test can prove a handler did (not) run.
-ECHO_HANDLER = """\
-import fakelayer
+HANDLERS = {
+    "echo": """\
+import json, fakelayer
 
 CALLS = []
 
@@ -140,30 +92,20 @@ def handler(event, context):
     CALLS.append(event)
     if event["rawPath"] == "/v1/boom":
         raise RuntimeError("boom: secret detail that must not reach the client")
-    return {
-        "statusCode": 200,
-        "headers": {"content-type": "application/json", "x-layer": fakelayer.NAME},
-        "body": __import__("json").dumps({
-            "function": context.function_name,
-            "remaining_ms": context.get_remaining_time_in_millis(),
-            "memory": context.memory_limit_in_mb,
-            "arn": context.invoked_function_arn,
-            "request_id": context.aws_request_id,
-            "event": event,
-        }),
-    }
-"""
-
-OTHER_HANDLER = """\
+    body = {"function": context.function_name, "remaining_ms": context.get_remaining_time_in_millis(),
+            "memory": context.memory_limit_in_mb, "arn": context.invoked_function_arn, "event": event}
+    return {"statusCode": 200, "headers": {"content-type": "application/json", "x-layer": fakelayer.NAME},
+            "body": json.dumps(body)}
+""",
+    "other": """\
 CALLS = []
 
 
 def handler(event, context):
     CALLS.append(event)
     return {"function": "other", "path": event["rawPath"], "timeout_left": context.get_remaining_time_in_millis()}
-"""
-
-WORKER_HANDLER = """\
+""",
+    "worker": """\
 import json
 
 CALLS = []
@@ -171,25 +113,42 @@ CALLS = []
 
 def handler(event, context):
     CALLS.append(event)
-    failures = []
-    for record in event["Records"]:
-        if record["body"] == "raise":
-            raise RuntimeError("the whole batch fails")
-        if not json.loads(record["body"]).get("ok"):
-            failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
-"""
+    if any(record["body"] == "raise" for record in event["Records"]):
+        raise RuntimeError("the whole batch fails")
+    return {"batchItemFailures": [
+        {"itemIdentifier": r["messageId"]} for r in event["Records"] if not json.loads(r["body"]).get("ok")
+    ]}
+""",
+}
 
 
 def write_fake_project(root: Path) -> Path:
     (root / "layer" / "fakelayer").mkdir(parents=True)
     (root / "layer" / "fakelayer" / "__init__.py").write_text('NAME = "fake-layer"\n')
-    for name, source in (("echo", ECHO_HANDLER), ("other", OTHER_HANDLER), ("worker", WORKER_HANDLER)):
+    for name, source in HANDLERS.items():
         (root / "functions" / name).mkdir(parents=True)
-        (root / "functions" / name / "app.py").write_text(textwrap.dedent(source))
-    template = root / "template.yaml"
-    template.write_text(FAKE_TEMPLATE)
-    return template
+        (root / "functions" / name / "app.py").write_text(source)
+    (root / "template.yaml").write_text(FAKE_TEMPLATE)
+    return root / "template.yaml"
+
+
+def calls(host: FunctionHost, logical_id: str) -> list:
+    """The events a fake handler saw (loaded up front: "not called" must not mean "not imported")."""
+    host.handler(logical_id)
+    return sys.modules[module_name_for(host.function(logical_id))].CALLS
+
+
+def request(
+    server: LocalHttpServer, method: str, path: str, *, token: str | None = None, body=None, headers=None
+):
+    """(status, lower-cased headers, raw body) of one request over a real socket."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    connection.request(method, path, body=body, headers=headers)
+    response = connection.getresponse()
+    raw = response.read()
+    connection.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, raw
 
 
 @pytest.fixture
@@ -209,10 +168,17 @@ def fake_host(fake_template: Template) -> FunctionHost:
 
 
 @pytest.fixture
+def server(fake_host: FunctionHost) -> Iterator[LocalHttpServer]:
+    running = LocalHttpServer(Gateway(fake_host), 0).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
 def local_sqs() -> Iterator[LocalSqs]:
-    server = LocalSqs().start()
-    yield server
-    server.stop()
+    running = LocalSqs().start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture
@@ -223,8 +189,21 @@ def fake_queues(fake_template: Template, local_sqs: LocalSqs) -> dict[str, str]:
 
 
 @pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+def running_state(tmp_path, fake_template, fake_queues, local_sqs, monkeypatch) -> Path:
+    """What a running `run` leaves in runtime.json (this very process plays it), pointing at the
+    test's moto server."""
+    state = tmp_path / "state"
+    queues = fake_template.queues()
+    write_runtime(
+        state,
+        {
+            "api_url": "http://127.0.0.1:3000",
+            "sqs_endpoint_url": local_sqs.url,
+            "queues": {
+                name: {"url": url, "dlq": queues[name].dead_letter_id} for name, url in fake_queues.items()
+            },
+            "event_source_queues": ["WorkQueue"],
+        },
+    )
+    monkeypatch.setenv("LOCAL_RUNTIME_DIR", str(state))
+    return state

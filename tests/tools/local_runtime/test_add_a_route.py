@@ -5,7 +5,6 @@ AWS: a function on the shared code asset, its `live` alias, its rollback alarms 
 
 from __future__ import annotations
 
-import http.client
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.infrastructure import sam
+from tests.tools.local_runtime.conftest import request
 from tools.local_runtime import auth
 from tools.local_runtime.context import FunctionHost
 from tools.local_runtime.server import Gateway, LocalHttpServer
@@ -78,18 +78,9 @@ def test_the_local_runtime_serves_the_new_route(repo_with_a_new_route):
 
     server = LocalHttpServer(Gateway(FunctionHost(template)), 0).start()
     try:
-
-        def get(path: str, token: str | None) -> tuple[int, dict]:
-            connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            connection.request("GET", path, headers=headers)
-            response = connection.getresponse()
-            body = json.loads(response.read() or b"null")
-            connection.close()
-            return response.status, body
-
-        assert get("/v1/pings/p-1", auth.issue_token("user-1")) == (200, {"ping": "p-1"})
-        assert get("/v1/pings/p-1", None)[0] == 401  # the route table's authorizer applies
+        status, _, raw = request(server, "GET", "/v1/pings/p-1", token=auth.issue_token("user-1"))
+        assert (status, json.loads(raw)) == (200, {"ping": "p-1"})
+        assert request(server, "GET", "/v1/pings/p-1")[0] == 401  # the route table's authorizer applies
     finally:
         server.stop()
 

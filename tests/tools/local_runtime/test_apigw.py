@@ -1,10 +1,9 @@
 """API Gateway HTTP API behaviour: most-specific route wins, the payload 2.0 event has the shape of
-a real one, and results map back to HTTP the way API Gateway maps them."""
+a real one (Powertools reads it), and results map back to HTTP the way API Gateway maps them."""
 
 from __future__ import annotations
 
 import base64
-import json
 
 import pytest
 
@@ -24,9 +23,7 @@ AWS_DOCUMENTED_EVENT = {
     "requestContext": {
         "accountId": "123456789012",
         "apiId": "api-id",
-        "authorizer": {
-            "jwt": {"claims": {"claim1": "value1", "claim2": "value2"}, "scopes": ["scope1", "scope2"]}
-        },
+        "authorizer": {"jwt": {"claims": {"claim1": "value1", "claim2": "value2"}, "scopes": None}},
         "domainName": "id.execute-api.us-east-1.amazonaws.com",
         "domainPrefix": "id",
         "http": {
@@ -48,196 +45,122 @@ AWS_DOCUMENTED_EVENT = {
 }
 
 
-def _route(method: str, path: str, function_id: str = "Fn") -> HttpRoute:
-    return HttpRoute(function_id, f"{method}{path}", method, path)
-
-
-@pytest.fixture
-def router() -> apigw.Router:
-    return apigw.Router.from_routes(
-        [
-            _route("ANY", "/v1/files/{proxy+}", "Greedy"),
-            _route("GET", "/v1/wallets/{wallet_id}", "WalletGet"),
-            _route("GET", "/v1/wallets/{wallet_id}/transactions", "History"),
-            _route("POST", "/v1/wallets", "WalletCreate"),
-            _route("GET", "/v1/wallets", "WalletList"),
-            _route("GET", "/v1/wallets/special", "Special"),
-            _route("ANY", "/v1/wallets/special", "SpecialAny"),
-        ]
-    )
-
-
 @pytest.mark.parametrize(
     ("method", "path", "function_id", "params"),
     [
         ("GET", "/v1/wallets", "WalletList", {}),
         ("POST", "/v1/wallets", "WalletCreate", {}),
-        ("GET", "/v1/wallets/abc", "WalletGet", {"wallet_id": "abc"}),
         ("GET", "/v1/wallets/a%20b", "WalletGet", {"wallet_id": "a b"}),
         ("GET", "/v1/wallets/abc/transactions", "History", {"wallet_id": "abc"}),
         ("GET", "/v1/wallets/special", "Special", {}),  # literal beats {wallet_id}
-        ("DELETE", "/v1/wallets/special", "SpecialAny", {}),  # ANY when no method matches
-        ("PUT", "/v1/files/a/b/c.txt", "Greedy", {"proxy": "a/b/c.txt"}),
+        ("DELETE", "/v1/wallets", None, None),
+        ("GET", "/v1/wallets/a/b/c", None, None),
     ],
 )
-def test_most_specific_route_wins(router, method, path, function_id, params):
-    match = router.match(method, path)
-    assert match is not None
-    assert (match.route.function_id, match.path_parameters) == (function_id, params)
-
-
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [("DELETE", "/v1/wallets"), ("GET", "/v1/unknown"), ("GET", "/v1/wallets/a/b/c"), ("GET", "/v1/files")],
-)
-def test_unmatched_requests_have_no_route(router, method, path):
-    assert router.match(method, path) is None
-
-
-def test_default_route_catches_what_nothing_else_does():
-    router = apigw.Router.from_routes(
-        [_route("GET", "/health", "Health"), HttpRoute("Catch", "E", "ANY", "$default")]
+def test_most_specific_route_wins(method, path, function_id, params):
+    router = apigw.Router(
+        [
+            HttpRoute("WalletGet", "GET", "/v1/wallets/{wallet_id}"),
+            HttpRoute("History", "GET", "/v1/wallets/{wallet_id}/transactions"),
+            HttpRoute("WalletCreate", "POST", "/v1/wallets"),
+            HttpRoute("WalletList", "GET", "/v1/wallets"),
+            HttpRoute("Special", "GET", "/v1/wallets/special"),
+        ]
     )
-    assert router.match("GET", "/health").route.function_id == "Health"
-    match = router.match("POST", "/anything/at/all")
-    assert match.route.function_id == "Catch"
-    assert match.route.route_key == "$default"
+    match = router.match(method, path)
+    assert (match and (match.route.function_id, match.path_parameters)) == (
+        function_id and (function_id, params)
+    )
 
 
-def _documented_request() -> tuple[apigw.Request, apigw.Match]:
+def _shape(value):
+    return {k: _shape(v) for k, v in value.items()} if isinstance(value, dict) else type(value).__name__
+
+
+def test_event_has_the_shape_of_the_documented_payload_v2_and_powertools_reads_it():
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
+
     request = apigw.Request(
-        method="POST",
-        raw_path="/my/path",
-        raw_query="parameter1=value1&parameter1=value2&parameter2=value",
-        headers=[
+        "POST",
+        "/my/path",
+        "parameter1=value1&parameter1=value2&parameter2=value",
+        [
             ("Header1", "value1"),
             ("Header2", "value1"),
             ("header2", "value2"),
             ("Cookie", "cookie1; cookie2"),
             ("User-Agent", "agent"),
         ],
-        body=b"Hello from Lambda",
-        source_ip="192.0.2.1",
+        b"Hello from Lambda",
+        "192.0.2.1",
     )
-    route = HttpRoute("Fn", "E", "POST", "/my/{parameter1}")
-    return request, apigw.Match(route, {"parameter1": "value1"})
+    match = apigw.Match(HttpRoute("Fn", "POST", "/my/{parameter1}"), {"parameter1": "value1"})
+    claims = {"claim1": "value1", "claim2": "value2"}
+    event = apigw.build_event(request, match, claims=claims, now=1583348638.390)
 
-
-def _shape(value):
-    if isinstance(value, dict):
-        return {key: _shape(item) for key, item in value.items()}
-    return type(value).__name__
-
-
-def test_event_has_the_shape_of_the_documented_payload_v2():
-    request, match = _documented_request()
-    event = apigw.build_event(
-        request, match, claims={"claim1": "value1", "claim2": "value2"}, now=1583348638.390
-    )
-
-    documented = json.loads(json.dumps(AWS_DOCUMENTED_EVENT))
-    documented["requestContext"]["authorizer"]["jwt"]["scopes"] = None  # no route scopes configured
-    assert set(event) == set(documented)
-    assert set(event["requestContext"]) == set(documented["requestContext"])
-    assert set(event["requestContext"]["http"]) == set(documented["requestContext"]["http"])
     shape = _shape(event)
-    shape["headers"] = _shape(documented["headers"])  # we add x-forwarded-* as API Gateway does
-    assert shape == _shape(documented)
-
+    shape["headers"] = _shape(AWS_DOCUMENTED_EVENT["headers"])  # we add x-forwarded-* as API Gateway does
+    assert shape == _shape(AWS_DOCUMENTED_EVENT)
+    for key in (
+        "cookies",
+        "queryStringParameters",
+        "rawQueryString",
+        "pathParameters",
+        "body",
+        "isBase64Encoded",
+    ):
+        assert event[key] == AWS_DOCUMENTED_EVENT[key], key
     assert event["routeKey"] == event["requestContext"]["routeKey"] == "POST /my/{parameter1}"
-    assert event["cookies"] == ["cookie1", "cookie2"]
-    assert event["headers"]["header1"] == "value1"
-    assert event["headers"]["header2"] == "value1,value2"
-    assert "cookie" not in event["headers"]
-    assert event["queryStringParameters"] == documented["queryStringParameters"]
-    assert event["rawQueryString"] == documented["rawQueryString"]
-    assert event["pathParameters"] == {"parameter1": "value1"}
-    assert event["body"] == "Hello from Lambda"
-    assert event["isBase64Encoded"] is False
+    assert (event["headers"]["header1"], event["headers"]["header2"]) == ("value1", "value1,value2")
     context = event["requestContext"]
+    assert context["http"] == AWS_DOCUMENTED_EVENT["requestContext"]["http"]
     # (The guide's example disagrees with itself: its timeEpoch is 04/Mar, its time says 12/Mar.)
-    assert context["time"] == "04/Mar/2020:19:03:58 +0000"
-    assert context["timeEpoch"] == documented["requestContext"]["timeEpoch"]
-    assert context["stage"] == "$default"
-    assert context["http"] == {
-        "method": "POST",
-        "path": "/my/path",
-        "protocol": "HTTP/1.1",
-        "sourceIp": "192.0.2.1",
-        "userAgent": "agent",
-    }
+    assert (context["time"], context["timeEpoch"]) == ("04/Mar/2020:19:03:58 +0000", 1583348638390)
+
+    parsed = APIGatewayProxyEventV2(event)
+    assert parsed.request_context.authorizer.jwt_claim == claims
+    assert parsed.get_query_string_value("parameter2") == "value"
+    assert (parsed.cookies, parsed.decoded_body) == (["cookie1", "cookie2"], "Hello from Lambda")
 
 
-def test_powertools_reads_the_event():
-    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
-
-    request, match = _documented_request()
-    event = APIGatewayProxyEventV2(apigw.build_event(request, match, claims={"sub": "user-1"}))
-    assert event.request_context.authorizer.jwt_claim == {"sub": "user-1"}
-    assert event.path_parameters == {"parameter1": "value1"}
-    assert event.get_query_string_value("parameter2") == "value"
-    assert event.cookies == ["cookie1", "cookie2"]
-    assert event.decoded_body == "Hello from Lambda"
-
-
-def test_absent_parts_are_left_out_like_api_gateway_does():
-    request = apigw.Request("GET", "/health", "", [("Host", "127.0.0.1:3000")], b"")
-    event = apigw.build_event(request, apigw.Match(_route("GET", "/health"), {}))
-    for key in ("cookies", "queryStringParameters", "pathParameters", "body"):
-        assert key not in event
+def test_absent_parts_are_left_out_and_a_binary_body_is_base64():
+    route = HttpRoute("Fn", "GET", "/health")
+    event = apigw.build_event(
+        apigw.Request("GET", "/health", "", [("Host", "127.0.0.1:3000")], b""), apigw.Match(route, {})
+    )
+    assert not {"cookies", "queryStringParameters", "pathParameters", "body"} & set(event)
     assert "authorizer" not in event["requestContext"]
-    assert event["isBase64Encoded"] is False
-    assert event["requestContext"]["domainName"] == "127.0.0.1:3000"
+    assert (event["isBase64Encoded"], event["requestContext"]["domainName"]) == (False, "127.0.0.1:3000")
 
-
-def test_binary_body_is_base64_encoded():
     payload = bytes(range(256))
-    request = apigw.Request("POST", "/upload", "", [("Content-Type", "application/octet-stream")], payload)
-    event = apigw.build_event(request, apigw.Match(_route("POST", "/upload"), {}))
+    event = apigw.build_event(apigw.Request("POST", "/u", "", [], payload), apigw.Match(route, {}))
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == payload
 
 
-def test_result_with_status_code_maps_headers_cookies_and_base64_body():
-    response = apigw.map_result(
-        {
-            "statusCode": 201,
-            "headers": {"Content-Type": "image/png", "X-One": "1"},
-            "multiValueHeaders": {"X-Many": ["a", "b"], "x-one": ["ignored"]},
-            "cookies": ["a=1; Path=/", "b=2; HttpOnly"],
-            "body": base64.b64encode(b"\x89PNG\x00").decode(),
-            "isBase64Encoded": True,
-        }
-    )
-    assert response.status == 201
-    assert response.body == b"\x89PNG\x00"
-    assert response.header("content-type") == "image/png"
-    assert response.header("x-one") == "1"
-    assert [v for k, v in response.headers if k == "X-Many"] == ["a", "b"]
-    assert [v for k, v in response.headers if k == "Set-Cookie"] == ["a=1; Path=/", "b=2; HttpOnly"]
-
-
 @pytest.mark.parametrize(
-    ("result", "body"),
+    ("result", "status", "headers", "body"),
     [
-        ({"message": "hi"}, b'{"message": "hi"}'),
-        ([1, 2], b"[1, 2]"),
-        ("Hello from Lambda!", b"Hello from Lambda!"),
-        (None, b"null"),
+        (
+            {
+                "statusCode": 201,
+                "headers": {"Content-Type": "image/png"},
+                "cookies": ["a=1; Path=/", "b=2"],
+                "body": base64.b64encode(b"\x89PNG\x00").decode(),
+                "isBase64Encoded": True,
+            },
+            201,
+            [("Content-Type", "image/png"), ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2")],
+            b"\x89PNG\x00",
+        ),
+        ({"statusCode": 204}, 204, [], b""),
+        ({"message": "hi"}, 200, [("Content-Type", "application/json")], b'{"message": "hi"}'),
+        ("Hello from Lambda!", 200, [("Content-Type", "application/json")], b"Hello from Lambda!"),
+        (None, 200, [("Content-Type", "application/json")], b"null"),
     ],
 )
-def test_result_without_status_code_is_a_json_200(result, body):
-    response = apigw.map_result(result)
-    assert (response.status, response.body, response.header("content-type")) == (
-        200,
-        body,
-        "application/json",
-    )
-
-
-def test_status_code_without_body_sends_an_empty_body():
-    response = apigw.map_result({"statusCode": 204})
-    assert (response.status, response.body) == (204, b"")
+def test_results_map_as_api_gateway_maps_them(result, status, headers, body):
+    assert apigw.map_result(result) == apigw.Response(status, headers, body)
 
 
 @pytest.mark.parametrize(
@@ -245,10 +168,10 @@ def test_status_code_without_body_sends_an_empty_body():
     [
         {"statusCode": "abc"},
         {"statusCode": 99},
-        {"statusCode": 200, "body": "not base64!", "isBase64Encoded": True},
-        {"not": object()},
+        {"statusCode": 200, "body": "!", "isBase64Encoded": True},
+        {"x": object()},
     ],
 )
-def test_invalid_results_are_rejected(result):
-    with pytest.raises(apigw.InvalidResponse):
+def test_results_api_gateway_cannot_map_raise(result):
+    with pytest.raises((ValueError, TypeError)):
         apigw.map_result(result)

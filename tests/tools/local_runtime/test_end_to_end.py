@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -21,28 +19,11 @@ import boto3
 import pytest
 
 from tools import pgserver
+from tools.fuzz import Runtime
 from tools.local_runtime import sam
 
 ROOT = Path(__file__).resolve().parents[3]
-START_DEADLINE = 120
-
 pytestmark = pytest.mark.slow
-
-
-class Output:
-    """Collects the subprocess's stdout on a thread, so waiting never blocks on a pipe."""
-
-    def __init__(self, stream) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    def value(self, prefix: str) -> str | None:
-        return next((line[len(prefix) :] for line in self.lines if line.startswith(prefix)), None)
 
 
 def call(base: str, method: str, path: str, token: str | None = None, body=None):
@@ -110,45 +91,29 @@ def database_env(request) -> dict[str, str]:
 def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_path):
     port = pgserver.free_port()
     state = tmp_path / "state"
-    env = {**database_env, "LOCAL_RUNTIME_DIR": str(state), "PYTHONUNBUFFERED": "1"}
+    env = {**database_env, "LOCAL_RUNTIME_DIR": str(state)}
     # Short redelivery so a poison event reaches the DLQ within the test (AWS: 360 s and 5 receives).
-    fast_redrive = [
+    fast = (
         "--parameter",
         "ProviderEventsVisibilityTimeout=1",
         "--parameter",
         "ProviderEventsMaxReceiveCount=2",
-    ]
-    stderr_log = tmp_path / "stderr.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.local_runtime", *fast_redrive, "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=stderr_log.open("w"),  # a file, never a pipe nobody reads: its log explains a failure
-        text=True,
     )
-    output = Output(process.stdout)
-    base = f"http://127.0.0.1:{port}"
+    runtime = Runtime(state, port, *fast, env=database_env)
+    base = runtime.url
     ports: list[int | None] = []
     try:
-        deadline = time.monotonic() + START_DEADLINE
-        while output.value("export ADMIN_TOKEN=") is None and time.monotonic() < deadline:
-            assert process.poll() is None, "\n".join(output.lines) + stderr_log.read_text()[-3000:]
-            time.sleep(0.1)
-        user, admin = output.value("export USER_TOKEN="), output.value("export ADMIN_TOKEN=")
-        assert user, "\n".join(output.lines)
-        assert admin, "\n".join(output.lines)
-        assert any("migrations  ok" in line for line in output.lines), "\n".join(output.lines)
+        user, admin = runtime.wait_for_tokens()  # the banner's tokens, once migrated
 
         status, health = call(base, "GET", "/health")
         assert (status, health["status"], health["database"]) == (200, "ok", "ok")
-        runtime = json.loads((state / "runtime.json").read_text())
-        assert runtime["api_url"] == base
+        info = json.loads((state / "runtime.json").read_text())
+        assert info["api_url"] == base
         # sam local invoke --env-vars: this run's database, as a container reaches it.
         sam_env = json.loads((state / "sam-env.json").read_text())
-        assert sam_env["TransferCreateFunction"]["DATABASE_URL"] == sam.container_url(runtime["database_url"])
+        assert sam_env["TransferCreateFunction"]["DATABASE_URL"] == sam.container_url(info["database_url"])
         assert "host.docker.internal" in sam_env["MigrationFunction"]["DATABASE_URL"]
-        assert any(line.startswith("  sam local   --env-vars ") for line in output.lines)
+        assert runtime.value("  sam local   --env-vars ")
 
         assert call(base, "GET", "/v1/wallets")[0] == 401
         status, mine = call(base, "POST", "/v1/wallets", user, {"currency": "USD"})
@@ -191,12 +156,12 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
         send_event(tmp_path / "poison.json", poison, env)
         sqs = boto3.client(
             "sqs",
-            endpoint_url=runtime["sqs_endpoint_url"],
+            endpoint_url=info["sqs_endpoint_url"],
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
-        dlq_url = runtime["queues"]["ProviderEventsDeadLetterQueue"]["url"]
+        dlq_url = info["queues"]["ProviderEventsDeadLetterQueue"]["url"]
         dead: list[str] = []
 
         def dead_lettered() -> bool:
@@ -206,20 +171,13 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
 
         assert eventually(dead_lettered, timeout=60), dead
         assert deposit["event_id"] not in dead
-        ports = [urllib.parse.urlsplit(runtime["sqs_endpoint_url"]).port]
+        ports = [urllib.parse.urlsplit(info["sqs_endpoint_url"]).port]
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail("the local runtime did not stop on SIGINT")
-    assert process.returncode == 0
+        assert runtime.stop() == 0, "the local runtime did not stop cleanly on SIGINT"
     assert port_is_free(port)
     assert all(port_is_free(started) for started in ports), ports  # the local SQS endpoint
     assert not (state / "runtime.json").exists()
-    assert output.lines[-1] == "stopped."
+    assert runtime.lines[-1] == "stopped."
     if "DATABASE_URL" not in database_env:
         # The embedded server was stopped through pg_ctl (its pid file goes with it); data is kept.
         assert not (state / "pgdata" / "postmaster.pid").exists()

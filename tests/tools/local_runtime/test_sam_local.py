@@ -56,7 +56,11 @@ def test_the_env_file_covers_every_function_with_exactly_the_variables_it_declar
             "postgresql+psycopg://app:pw@127.0.0.1:6543/w",
             "postgresql+psycopg://app:pw@host.docker.internal:6543/w",
         ),
-        ("postgresql://app:pw@db.internal:5432/w", "postgresql://app:pw@db.internal:5432/w"),  # not ours
+        ("postgresql://[::1]/w", "postgresql://host.docker.internal/w"),
+        (
+            "postgresql://app:127.0.0.1@db.internal:5432/w",
+            "postgresql://app:127.0.0.1@db.internal:5432/w",
+        ),  # not ours
     ],
 )
 def test_only_the_machines_loopback_is_renamed(url, expected):
@@ -71,25 +75,15 @@ def test_the_file_is_sams_format_and_private(tmp_path, template):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_the_command_line_and_the_readme_agree(template):
-    command = sam.invoke_command("TransferCreateFunction", "events/transfer_create.json")
-
-    assert command == [
-        "sam",
-        "local",
-        "invoke",
-        "TransferCreateFunction",
-        "--event",
-        "events/transfer_create.json",
-        "--env-vars",
-        ".local/sam-env.json",
-        "--add-host",
-        "host.docker.internal:host-gateway",
-    ]
+def test_the_readme_gives_the_command_line_for_the_file(template):
+    command = (
+        "sam local invoke TransferCreateFunction --event events/transfer_create.json"
+        f" --env-vars .local/sam-env.json --add-host {sam.CONTAINER_HOST}:host-gateway"
+    )
     assert "TransferCreateFunction" in template.functions()
     assert (ROOT / "events" / "transfer_create.json").is_file()
     readme = (ROOT / "README.md").read_text()
-    assert " ".join(command) in readme
+    assert command in readme
     assert "sam build" in readme
     assert "make run DOCKER=1" in readme
 

@@ -7,11 +7,7 @@ import importlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -20,58 +16,22 @@ from pathlib import Path
 import pytest
 
 from tools import openapi_client, pgserver
+from tools.fuzz import Runtime
 
 ROOT = Path(__file__).resolve().parents[3]
-START_DEADLINE = 120
 
 pytestmark = pytest.mark.slow
 
 
-class Runtime:
-    def __init__(self, process: subprocess.Popen, base: str) -> None:
-        self.process, self.base, self.lines = process, base, []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def value(self, prefix: str) -> str | None:
-        return next((line[len(prefix) :] for line in self.lines if line.startswith(prefix)), None)
-
-
 @pytest.fixture(scope="module")
 def runtime(postgres_server, tmp_path_factory) -> Iterator[Runtime]:
-    port = pgserver.free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": postgres_server.create_database("wallet_openapi_e2e"),
-        "LOCAL_RUNTIME_DIR": str(tmp_path_factory.mktemp("state")),
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.local_runtime", "run", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    running = Runtime(process, f"http://127.0.0.1:{port}")
+    env = {**os.environ, "DATABASE_URL": postgres_server.create_database("wallet_openapi_e2e")}
+    running = Runtime(tmp_path_factory.mktemp("state"), pgserver.free_port(), env=env)
     try:
-        deadline = time.monotonic() + START_DEADLINE
-        while running.value("export ADMIN_TOKEN=") is None:
-            assert process.poll() is None, "\n".join(running.lines)
-            assert time.monotonic() < deadline, "\n".join(running.lines)
-            time.sleep(0.1)
+        running.wait_for_tokens()
         yield running
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        running.stop()
 
 
 def get(url: str) -> tuple[int, str, bytes]:
@@ -80,17 +40,17 @@ def get(url: str) -> tuple[int, str, bytes]:
 
 
 def test_the_banner_points_at_the_docs(runtime):
-    assert any(f"{runtime.base}/docs" in line for line in runtime.lines)
+    assert any(f"{runtime.url}/docs" in line for line in runtime.lines)
 
 
 def test_openapi_json_is_the_committed_document(runtime):
-    status, content_type, body = get(runtime.base + "/openapi.json")
+    status, content_type, body = get(runtime.url + "/openapi.json")
     assert (status, content_type) == (200, "application/json")
     assert body == (ROOT / "docs" / "openapi.json").read_bytes()
 
 
 def test_docs_is_a_swagger_ui_page_whose_assets_are_served_locally(runtime):
-    status, content_type, page = get(runtime.base + "/docs")
+    status, content_type, page = get(runtime.url + "/docs")
     assert (status, content_type) == (200, "text/html; charset=utf-8")
     html = page.decode()
     assert 'url: "/openapi.json"' in html
@@ -98,10 +58,10 @@ def test_docs_is_a_swagger_ui_page_whose_assets_are_served_locally(runtime):
     assert assets, html
     for asset in assets:
         assert asset.startswith("/docs/"), f"{asset} would need the internet"
-        status, _, body = get(runtime.base + asset)
+        status, _, body = get(runtime.url + asset)
         assert status == 200
         assert len(body) > 10_000
-    _, _, script = get(runtime.base + "/docs/swagger-ui-bundle.js")
+    _, _, script = get(runtime.url + "/docs/swagger-ui-bundle.js")
     assert b"SwaggerUIBundle" in script
     # Swagger UI renders OpenAPI 3.1 from major version 5 on.
     assert re.search(rb'"5\.\d+\.\d+"', script)
@@ -122,9 +82,9 @@ def test_a_generated_client_creates_credits_transfers_and_reads(runtime, tmp_pat
     finally:
         sys.path.remove(str(directory))
 
-    user = client_module.AuthenticatedClient(base_url=runtime.base, token=runtime.value("export USER_TOKEN="))
+    user = client_module.AuthenticatedClient(base_url=runtime.url, token=runtime.value("export USER_TOKEN="))
     admin = client_module.AuthenticatedClient(
-        base_url=runtime.base, token=runtime.value("export ADMIN_TOKEN=")
+        base_url=runtime.url, token=runtime.value("export ADMIN_TOKEN=")
     )
 
     def key() -> str:
