@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import make_url
+
+from tools.local_runtime.runtime import libpq_url
 
 ROOT = Path(__file__).resolve().parents[1]
 for path in (ROOT / "layers" / "common", ROOT / "migrations"):
@@ -59,13 +60,19 @@ PROVIDER = "acme-pay"
 CURRENCY = "USD"
 FINAL = {200, 201, 404, 409, 422}  # a final answer; 409 only when it is not "in progress"
 NOT_FINAL_CODES = {"idempotency_request_in_progress", "service_unavailable"}
+SQS_RECORD = {
+    "receiptHandle": "soak",
+    "messageAttributes": {},
+    "md5OfBody": "",
+    "eventSource": "aws:sqs",
+    "awsRegion": "us-east-1",
+}
 
 
 @dataclass
 class Figures:
     operations: Counter[str] = field(default_factory=Counter)
     answers: Counter[str] = field(default_factory=Counter)
-    retries_same_key: int = 0
     retries_not_final: int = 0
     replays_checked: int = 0
     duplicate_deliveries: int = 0
@@ -115,65 +122,50 @@ class Client:
         self.duplicate_share = args.duplicate_share
 
     # -- calls ---------------------------------------------------------------------------------
-    def _once(self, function: str, method: str, path: str, body: Any, key: str | None) -> Any:
-        event = self._api_event(method, path, body=body, claims=ADMIN, idempotency_key=key)
-        try:
-            return self._parse(
-                self._load(f"functions/{function}")(event, self._context(function_name=function))
-            )
-        except Exception as error:  # a handler that raises is a 500 for the client
-            self.figures.fail(f"{function} raised {type(error).__name__}: {error}")
-            return None
-
-    def call(self, function: str, method: str, path: str, body: Any = None) -> Any:
-        """Until a final answer, with the same key; sometimes once more, to check the replay."""
-        key = f"soak-{uuid.uuid4()}" if method == "POST" else None
+    def _final(self, function: str, method: str, path: str, body: Any, key: str | None) -> Any:
+        """The first final answer, the request sent again with the same key until there is one (a
+        client does so after a 503, an in-progress 409 or a timeout); None after 200 attempts."""
         for attempt in range(200):
-            result = self._once(function, method, path, body, key)
+            event = self._api_event(method, path, body=body, claims=ADMIN, idempotency_key=key)
+            try:
+                handler = self._load(f"functions/{function}")
+                result = self._parse(handler(event, self._context(function_name=function)))
+            except Exception as error:  # a handler that raises is a 500 for the client
+                self.figures.fail(f"{function} raised {type(error).__name__}: {error}")
+                result = None
             status = result.status if result is not None else 500
             with self.figures.lock:
                 self.figures.answers[str(status)] += 1
             if result is not None and status >= 500 and status != 503:
                 self.figures.fail(f"{method} {path}: {status} {result.raw_body[:200]}")
             if result is not None and status in FINAL and result.code not in NOT_FINAL_CODES:
-                break
+                return result
             with self.figures.lock:
                 self.figures.retries_not_final += 1
             time.sleep(min(0.2, 0.005 * (attempt + 1)))
-        else:
-            self.figures.fail(f"{method} {path}: no final answer after 200 attempts")
-            return None
-        if key is not None and self.rng.random() < self.retry_share:
-            self._check_replay(function, method, path, body, key, result)
-        return result
+        self.figures.fail(f"{method} {path}: no final answer after 200 attempts")
+        return None
 
-    def _check_replay(self, function: str, method: str, path: str, body: Any, key: str, first: Any) -> None:
-        for _ in range(200):
-            again = self._once(function, method, path, body, key)
-            if again is not None and again.status in FINAL and again.code not in NOT_FINAL_CODES:
-                break
-            time.sleep(0.01)
-        else:
-            self.figures.fail(f"replay of {method} {path}: no final answer")
-            return
+    def call(self, function: str, method: str, path: str, body: Any = None) -> Any:
+        """Until a final answer, with the same key; sometimes once more, to check the replay answers
+        the same status and the same resource."""
+        key = f"soak-{uuid.uuid4()}" if method == "POST" else None
+        first = self._final(function, method, path, body, key)
+        if first is None or key is None or self.rng.random() >= self.retry_share:
+            return first
+        again = self._final(function, method, path, body, key)
         with self.figures.lock:
-            self.figures.retries_same_key += 1
             self.figures.replays_checked += 1
-        same_resource = (
-            not isinstance(first.body, dict)
-            or not isinstance(again.body, dict)
-            or first.body.get("id") == again.body.get("id")
-        )
-        if again.status != first.status or not same_resource:
+        same = [
+            r.body.get("id") if isinstance(r.body, dict) else None for r in (first, again) if r is not None
+        ]
+        if again is None or again.status != first.status or len(set(same)) != 1:
             self.figures.fail(
-                f"replay of {method} {path}: {first.status} then {again.status} {again.raw_body[:200]}"
+                f"replay of {method} {path}: {first.status} then {again and again.raw_body[:200]}"
             )
+        return first
 
     # -- operations ----------------------------------------------------------------------------
-    def _pick_two(self) -> tuple[str, str]:
-        a, b = self.rng.sample(self.wallets, 2)
-        return a, b
-
     def credit(self) -> None:
         wallet, amount = self.rng.choice(self.wallets), self.rng.randint(1, 5_000)
         result = self.call("credit_create", "POST", f"/v1/wallets/{wallet}/credits", {"amount": amount})
@@ -189,7 +181,7 @@ class Client:
             self.figures.fail(f"debit: {result.status} {result.code}")
 
     def transfer(self) -> None:
-        source, destination = self._pick_two()
+        source, destination = self.rng.sample(self.wallets, 2)
         amount = self.rng.randint(1, 5_000)
         body = {
             "source_wallet_id": source,
@@ -224,42 +216,31 @@ class Client:
 
     def deposits(self) -> None:
         """One SQS batch of deposit.settled events, some delivered twice; failures redelivered."""
-        events = []
-        for _ in range(self.rng.randint(1, 5)):
-            wallet = self.rng.choice(self.wallets)
-            event_id = f"soak-{uuid.uuid4()}"
-            events.append(
-                {
-                    "event_id": event_id,
-                    "provider": PROVIDER,
-                    "type": "deposit.settled",
-                    "occurred_at": "2026-11-22T19:00:00Z",
-                    "wallet_id": wallet,
-                    "amount": self.rng.randint(1, 5_000),
-                    "currency": CURRENCY,
-                }
-            )
-        pending = list(events)
+        events = [
+            {
+                "event_id": f"soak-{uuid.uuid4()}",
+                "provider": PROVIDER,
+                "type": "deposit.settled",
+                "occurred_at": "2026-11-22T19:00:00Z",
+                "wallet_id": self.rng.choice(self.wallets),
+                "amount": self.rng.randint(1, 5_000),
+                "currency": CURRENCY,
+            }
+            for _ in range(self.rng.randint(1, 5))
+        ]
         duplicates = [e for e in events if self.rng.random() < self.duplicate_share]
-        pending += duplicates
+        pending = events + duplicates
         with self.figures.lock:
             self.figures.duplicate_deliveries += len(duplicates)
         handler = self._load("functions/ingest_events")
         for attempt in range(200):
+            attributes = {"ApproximateReceiveCount": str(attempt + 1), "SentTimestamp": "1795374000000"}
             records = [
                 {
+                    **SQS_RECORD,
                     "messageId": f"m-{uuid.uuid4()}",
-                    "receiptHandle": "soak",
                     "body": json.dumps(e),
-                    "attributes": {
-                        "ApproximateReceiveCount": str(attempt + 1),
-                        "SentTimestamp": "1795374000000",
-                    },
-                    "messageAttributes": {},
-                    "md5OfBody": "",
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:soak",
-                    "awsRegion": "us-east-1",
+                    "attributes": attributes,
                 }
                 for e in pending
             ]
@@ -281,10 +262,8 @@ class Client:
         # Acknowledged: applied exactly once whatever the number of deliveries.
         with self.model.lock:
             for e in events:
-                event_id, wallet, amount = str(e["event_id"]), str(e["wallet_id"]), int(str(e["amount"]))
-                if event_id not in self.model.events_applied:
-                    self.model.events_applied.add(event_id)
-                    self.model.balance[wallet] += amount
+                self.model.events_applied.add(str(e["event_id"]))
+                self.model.balance[str(e["wallet_id"])] += int(str(e["amount"]))
 
     def run(self, budget: Callable[[], bool]) -> None:
         mix: list[tuple[str, Callable[[], None], int]] = [
@@ -326,33 +305,31 @@ def chaos(
 
 def verify(url: str, model: Model, figures: Figures) -> dict[str, Any]:
     with psycopg.connect(url) as connection:
-        sums: dict[str, int] = dict(
-            connection.execute("SELECT currency, sum(amount) FROM entries GROUP BY currency").fetchall()
-        )
+
+        def rows(sql: str, *args: Any) -> list[Any]:
+            return connection.execute(sql, args).fetchall()
+
+        sums = dict(rows("SELECT currency, sum(amount) FROM entries GROUP BY currency"))
         wallets = {
             str(w): (b, e)
-            for w, b, e in connection.execute(
+            for w, b, e in rows(
                 "SELECT w.id, w.balance, coalesce(sum(e.amount), 0) FROM wallets w"
                 " LEFT JOIN entries e ON e.wallet_id = w.id GROUP BY w.id, w.balance"
-            ).fetchall()
+            )
         }
-        transactions = {str(t) for (t,) in connection.execute("SELECT id FROM transactions").fetchall()}
-        deposit_transactions = {
+        transactions = {str(t) for (t,) in rows("SELECT id FROM transactions")}
+        deposits = {
             str(t)
-            for (t,) in connection.execute(
-                "SELECT transaction_id FROM provider_events WHERE transaction_id IS NOT NULL"
-            ).fetchall()
+            for (t,) in rows("SELECT transaction_id FROM provider_events WHERE transaction_id IS NOT NULL")
         }
-        row = connection.execute(
-            "SELECT (SELECT coalesce(sum(held), 0) FROM wallets),"
-            " (SELECT count(*) FROM holds WHERE status = 'active')"
-        ).fetchone()
-        held, active_holds = row if row is not None else (0, 0)
-        events: dict[str, int] = dict(
-            connection.execute(
+        ((held, active_holds),) = rows(
+            "SELECT (SELECT coalesce(sum(held), 0) FROM wallets), (SELECT count(*) FROM holds WHERE status = 'active')"
+        )
+        events = dict(
+            rows(
                 "SELECT event_id, count(*) FROM provider_events WHERE provider = %s GROUP BY event_id",
-                (PROVIDER,),
-            ).fetchall()
+                PROVIDER,
+            )
         )
     for currency, total in sums.items():
         if total != 0:
@@ -365,18 +342,15 @@ def verify(url: str, model: Model, figures: Figures) -> dict[str, Any]:
             figures.fail(f"wallet {wallet}: balance {balance}, acknowledged operations say {expected}")
     if held or active_holds:
         figures.fail(f"every hold was captured or voided, yet {active_holds} are active and {held} is held")
-    lost = model.transactions - transactions
-    extra = transactions - model.transactions - deposit_transactions
-    if lost:
+    if lost := model.transactions - transactions:
         figures.fail(
             f"{len(lost)} acknowledged transactions missing from the ledger, e.g. {sorted(lost)[:3]}"
         )
-    if extra:
+    if extra := transactions - model.transactions - deposits:
         figures.fail(
             f"{len(extra)} transactions nobody was told about (applied twice?), e.g. {sorted(extra)[:3]}"
         )
-    doubled = {e: n for e, n in events.items() if n != 1}
-    if doubled:
+    if doubled := {e: n for e, n in events.items() if n != 1}:
         figures.fail(f"provider events recorded more than once: {list(doubled.items())[:3]}")
     if set(events) != model.events_applied:
         figures.fail(f"provider events: {len(events)} recorded, {len(model.events_applied)} acknowledged")
@@ -384,14 +358,9 @@ def verify(url: str, model: Model, figures: Figures) -> dict[str, Any]:
         "transactions": len(transactions),
         "provider_events": len(events),
         "wallets": len(model.balance),
-        "held_after": int(held),
         "money_in_wallets": sum(b for b, _ in wallets.values()),
         "entries_sum": {c: int(v) for c, v in sums.items()},
     }
-
-
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -400,10 +369,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--wallets", type=int, default=40)
     parser.add_argument(
-        "--funding",
-        type=int,
-        default=1_000,
-        help="first credit of every wallet (small: some movements are refused)",
+        "--funding", type=int, default=1_000, help="first credit of every wallet (small: some are refused)"
     )
     parser.add_argument("--retry-share", type=float, default=0.2, help="share of POSTs sent again, same key")
     parser.add_argument("--duplicate-share", type=float, default=0.3, help="share of events delivered twice")
@@ -420,24 +386,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 @contextlib.contextmanager
 def soak_database(clients: int) -> Iterator[tuple[str, str, str]]:
-    """(admin libpq URL, database name, SQLAlchemy URL) of a new database, dropped afterwards;
-    on the server DATABASE_URL names, else on an embedded one. Points this process at it."""
+    """(admin libpq URL, database name, its URL) of a new database, dropped afterwards; on the server
+    DATABASE_URL names, else on an embedded one. Points this process at it."""
     from tools import pgserver
 
-    embedded = None
-    external = os.environ.get("DATABASE_URL")
-    if external:
-        admin_url = make_url(external).set(drivername="postgresql+psycopg")
-    else:
-        embedded = pgserver.temporary()
-        admin_url = make_url(embedded.url)
+    embedded = None if os.environ.get("DATABASE_URL") else pgserver.temporary()
+    admin = libpq_url(embedded.url if embedded else os.environ["DATABASE_URL"])
     database = f"wallet_soak_{uuid.uuid4().hex[:8]}"
-    admin = _libpq(admin_url.render_as_string(hide_password=False))
+    url = "postgresql+psycopg://" + admin.split("://", 1)[1].rsplit("/", 1)[0] + f"/{database}"
     saved = dict(os.environ)
     try:
         with psycopg.connect(admin, autocommit=True) as connection:
             connection.execute(f'CREATE DATABASE "{database}"')
-        url = admin_url.set(database=database).render_as_string(hide_password=False)
         os.environ.update(
             {
                 "DATABASE_URL": url,
@@ -464,57 +424,46 @@ def soak_database(clients: int) -> Iterator[tuple[str, str, str]]:
 
 def open_wallets(args: argparse.Namespace, model: Model, figures: Figures) -> list[str]:
     setup = Client(-1, [], model, figures, args)
-    wallets = []
     for _ in range(args.wallets):
-        created = setup.call(
+        wallet = setup.call(
             "wallet_create", "POST", "/v1/wallets", {"currency": CURRENCY, "owner_id": "soak"}
-        )
-        wallet = created.body["id"]
+        ).body["id"]
         model.balance[wallet] = 0
-        wallets.append(wallet)
         funded = setup.call(
             "credit_create", "POST", f"/v1/wallets/{wallet}/credits", {"amount": args.funding}
         )
         model.applied(funded.body["id"], {wallet: args.funding})
-    return wallets
+    return list(model.balance)
 
 
 def load(
     args: argparse.Namespace, admin: str, database: str, wallets: list[str], model: Model, figures: Figures
 ) -> float:
     """The clients and the chaos thread, until the operations are done; returns the seconds taken."""
-    remaining = [args.operations]
-    remaining_lock = threading.Lock()
+    remaining = iter(range(args.operations))
     deadline = time.monotonic() + args.max_seconds
 
-    def budget() -> bool:
-        with remaining_lock:
-            if remaining[0] <= 0 or time.monotonic() > deadline:
-                return False
-            remaining[0] -= 1
-            return True
+    def budget() -> bool:  # next() on a range iterator is atomic under the GIL
+        return next(remaining, None) is not None and time.monotonic() < deadline
 
     stop = threading.Event()
-    killer = None
-    if args.kill_interval > 0:
-        killer = threading.Thread(
-            target=chaos, args=(admin, database, stop, figures, args.kill_interval, args.seed), daemon=True
-        )
-        killer.start()
-    started = time.monotonic()
-    clients = [
+    threads = [
         threading.Thread(
             target=Client(i, wallets, model, figures, args).run, args=(budget,), name=f"soak-{i}"
         )
         for i in range(args.clients)
     ]
-    for thread in clients:
+    killer = threading.Thread(
+        target=chaos, args=(admin, database, stop, figures, args.kill_interval, args.seed)
+    )
+    started = time.monotonic()
+    for thread in threads + ([killer] if args.kill_interval > 0 else []):
         thread.start()
-    for thread in clients:
+    for thread in threads:
         thread.join()
     seconds = time.monotonic() - started
     stop.set()
-    if killer is not None:
+    if killer.is_alive():
         killer.join()
     return seconds
 
@@ -544,14 +493,13 @@ def report(
     verdict = "PASSED" if not figures.failures else f"FAILED ({len(figures.failures)} findings)"
     print(f"soak {verdict}: {done} operations by {args.clients} clients in {seconds:.0f} s")
     if args.summary:
+        rows = [
+            f"| {name} | `{json.dumps(value)}` |" for name, value in figures_out.items() if name != "failures"
+        ]
+        failures = [f"- {failure}" for failure in figures.failures]
+        lines = [f"## Soak {verdict}", "", "| figure | value |", "|---|---|", *rows, *failures, "", ""]
         with open(args.summary, "a", encoding="utf-8") as summary:
-            summary.write(f"## Soak {verdict}\n\n| figure | value |\n|---|---|\n")
-            for name, value in figures_out.items():
-                if name != "failures":
-                    summary.write(f"| {name} | `{json.dumps(value)}` |\n")
-            for failure in figures.failures:
-                summary.write(f"- {failure}\n")
-            summary.write("\n")
+            summary.write("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -566,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         runner.upgrade_to_head(url)
         wallets = open_wallets(args, model, figures)
         seconds = load(args, admin, database, wallets, model, figures)
-        ledger = verify(_libpq(url), model, figures)
+        ledger = verify(libpq_url(url), model, figures)
     report(args, figures, ledger, seconds, time.monotonic() - started)
     return 0 if not figures.failures else 1
 
