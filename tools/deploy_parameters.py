@@ -134,46 +134,22 @@ def app_version(root: Path = ROOT) -> str:
     return tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
 
 
-def git_sha(root: Path = ROOT) -> str:
+def git(*args: str) -> str:
     # git as found on PATH (a developer's or the CI runner's); fixed arguments, never a shell.
-    result = subprocess.run(  # nosec B607
-        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
-    )
-    return result.stdout.strip() or "unknown"
-
-
-def git_branch(root: Path = ROOT) -> str:
-    result = subprocess.run(  # nosec B607
-        ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=root, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)  # nosec B607
     return result.stdout.strip() or "unknown"
 
 
 def build_overrides(
-    environment: str,
-    sha: str,
-    build_time: str,
-    root: Path = ROOT,
-    *,
-    ci_run_number: str = "0",
-    branch: str = "unknown",
-    environ: dict[str, str] | os._Environ[str] = os.environ,
-    extra: dict[str, str] | None = None,
+    environment: str, identity: dict[str, str], extra: dict[str, str], root: Path = ROOT
 ) -> dict[str, str]:
-    overrides = {**environment_overrides(environment, root), **from_environment(environ), **(extra or {})}
+    """samconfig's list, the account's values from the environment, `--set` values, then the build's
+    identity (GitSha, BuildTime, CiRunNumber: 0 by hand, GitBranch) and what the checkout says."""
+    overrides = {**environment_overrides(environment, root), **from_environment(os.environ), **extra}
     found = problems(overrides)
     if found:
         raise _stop(environment, found)
-    return {
-        **overrides,
-        "AppVersion": app_version(root),
-        "GitSha": sha,
-        "BuildTime": build_time,
-        "MigrationsHead": migrations_head(root),
-        # Which CI run (0: by hand) and branch produced the stack's current release.
-        "CiRunNumber": ci_run_number,
-        "GitBranch": branch,
-    }
+    return {**overrides, "AppVersion": app_version(root), "MigrationsHead": migrations_head(root), **identity}
 
 
 BUILD_IDENTITY = ("AppVersion", "GitSha", "BuildTime", "MigrationsHead", "CiRunNumber", "GitBranch")
@@ -212,14 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--github-output", type=Path, help="append stack_name= and parameter_overrides= here")
     parser.add_argument("--prefix", default="", help="prefix of the GitHub output names")
     args = parser.parse_args(argv)
-    overrides = build_overrides(
-        args.environment,
-        args.git_sha or git_sha(),
-        args.build_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ci_run_number=args.ci_run_number or os.environ.get("GITHUB_RUN_NUMBER") or "0",
-        branch=args.git_branch or os.environ.get("GITHUB_REF_NAME") or git_branch(),
-        extra=parse_set(args.set),
-    )
+    identity = {
+        "GitSha": args.git_sha or git("rev-parse", "HEAD"),
+        "BuildTime": args.build_time or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "CiRunNumber": args.ci_run_number or os.environ.get("GITHUB_RUN_NUMBER") or "0",
+        "GitBranch": args.git_branch
+        or os.environ.get("GITHUB_REF_NAME")
+        or git("rev-parse", "--abbrev-ref", "HEAD"),
+    }
+    overrides = build_overrides(args.environment, identity, parse_set(args.set))
     line = render(overrides)
     if args.github_output:
         stack = stack_name(args.environment)

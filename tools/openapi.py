@@ -115,27 +115,14 @@ def _openapi_path(path: str) -> str:
     return re.sub(r"<(\w+)>", r"{\1}", path)
 
 
-def http_functions(template_path: Path = TEMPLATE) -> tuple[Any, dict[str, list[Any]]]:
-    """The template, and its HTTP routes grouped by function logical id."""
-    from tools.local_runtime.template import Template
-
-    template = Template(template_path)
-    routes: dict[str, list[Any]] = {}
-    for route in template.http_routes():
-        routes.setdefault(route.function_id, []).append(route)
-    return template, routes
-
-
-def _resolver(template: Any, function_id: str) -> Any:
+def _resolver(host: Any, function_id: str) -> Any:
     """The function's module-level `app`, imported as the local runtime imports handlers."""
-    from tools.local_runtime.context import add_to_path, load_handler, module_name_for
+    from tools.local_runtime.context import module_name_for
 
-    function = template.function(function_id)
-    add_to_path(*template.layer_dirs())
-    load_handler(function)
-    app = getattr(sys.modules[module_name_for(function)], "app", None)
-    if app is None or not hasattr(app, "get_openapi_schema"):
-        raise DocumentError(f"{function_id}: {function.module_path} has no Powertools resolver `app`")
+    host.handler(function_id)
+    app = getattr(sys.modules[module_name_for(host.function(function_id))], "app", None)
+    if not hasattr(app, "get_openapi_schema"):
+        raise DocumentError(f"{function_id}: its handler module has no Powertools resolver `app`")
     return app
 
 
@@ -157,12 +144,6 @@ def _function_schema(function_id: str, app: Any, routes: list[Any]) -> dict[str,
             f"{function_id}: the template routes {sorted(listed)} but the handler declares {sorted(declared)}"
         )
     return schema
-
-
-def _requires_auth(route: Any) -> bool:
-    from tools.local_runtime.server import requires_auth
-
-    return requires_auth(route)
 
 
 def _finish(document: dict[str, Any], auth: dict[tuple[str, str], bool]) -> dict[str, Any]:
@@ -243,7 +224,15 @@ def build_document(template_path: Path = TEMPLATE) -> dict[str, Any]:
     from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
     from aws_lambda_powertools.event_handler.openapi.models import Tag
 
-    template, by_function = http_functions(template_path)
+    from tools.local_runtime.context import FunctionHost
+    from tools.local_runtime.server import requires_auth
+    from tools.local_runtime.template import Template
+
+    template = Template(template_path)
+    host = FunctionHost(template)
+    by_function: dict[str, list[Any]] = {}
+    for route in template.http_routes():
+        by_function.setdefault(route.function_id, []).append(route)
     merge = OpenAPIMerge(
         title=TITLE,
         version=VERSION,
@@ -260,19 +249,13 @@ def build_document(template_path: Path = TEMPLATE) -> dict[str, Any]:
     for function_id in sorted(by_function):
         routes = by_function[function_id]
         for route in routes:
-            auth[(route.method, route.path)] = _requires_auth(route)
-        merge.add_schema(_function_schema(function_id, _resolver(template, function_id), routes))
+            auth[(route.method, route.path)] = requires_auth(route)
+        merge.add_schema(_function_schema(function_id, _resolver(host, function_id), routes))
     return _finish(json.loads(merge.get_openapi_json_schema()), auth)
 
 
 def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def document_hash(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -290,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         args.write.write_text(text)
-        print(f"wrote {args.write} ({len(text)} bytes, sha256 {document_hash(text)})")
+        print(f"wrote {args.write} ({len(text)} bytes)")
         return 0
     if args.check:
         current = args.check.read_text() if args.check.is_file() else ""

@@ -41,26 +41,9 @@ def generate(document: Path = DOCUMENT, cache: Path | None = None) -> Path:
         output = Path(scratch) / PACKAGE
         # Its post-generation hook runs ruff, which lives beside this interpreter.
         env = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        result = subprocess.run(
-            [
-                str(binary),
-                "generate",
-                "--path",
-                str(document),
-                "--output-path",
-                str(output),
-                "--meta",
-                "none",
-                "--config",
-                str(config),
-                "--fail-on-warning",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=300,
-        )
+        command = [str(binary), "generate", "--path", str(document), "--output-path", str(output)]
+        command += ["--meta", "none", "--config", str(config), "--fail-on-warning"]
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=300)
         if result.returncode != 0 or not (output / "__init__.py").is_file():
             raise GenerationError(f"openapi-python-client failed:\n{result.stdout}\n{result.stderr}")
         target.mkdir(parents=True, exist_ok=True)

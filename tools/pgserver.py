@@ -90,30 +90,20 @@ class EmbeddedPostgres:
             _open_path_for(_bin_dir())
             os.chown(self.data_dir, self._user.pw_uid, self._user.pw_gid)
         if not (self.data_dir / "PG_VERSION").exists():
-            self._cmd(
-                pg_binary("initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-instructions",
-            )
-        options = [f"-p {self.port}", f"-c unix_socket_directories={self.data_dir}"]
+            initdb = ["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-instructions"]
+            self._cmd(pg_binary("initdb"), "-D", str(self.data_dir), *initdb)
+        options = [f"-p {self.port}", f"-c unix_socket_directories={self.data_dir}", "-c max_connections=200"]
+        options += ["-c shared_buffers=256MB"]
         if self.container_networks:
             # Asked for: every interface, and pg_hba admits loopback and these networks only.
             every_interface = "0.0.0.0"  # noqa: S104  # nosec B104
             options += [f"-c listen_addresses={every_interface}", f"-c hba_file={self._container_hba()}"]
         else:
             options += ["-c listen_addresses=127.0.0.1"]
-        options += [
-            "-c max_connections=200",
-            "-c shared_buffers=256MB",
-        ]
         if fast_and_unsafe:
             # Test data is thrown away: durability costs time and buys nothing.
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        log = str(self.data_dir / "server.log")
         self._cmd(
             pg_binary("pg_ctl"),
             "-D",
@@ -121,7 +111,7 @@ class EmbeddedPostgres:
             "-o",
             " ".join(options),
             "-l",
-            str(self.data_dir / "server.log"),
+            log,
             "-w",
             "-t",
             "60",
@@ -149,9 +139,7 @@ class EmbeddedPostgres:
 
     def pid(self) -> int | None:
         pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
-            return None
-        return int(pid_file.read_text().splitlines()[0])
+        return int(pid_file.read_text().splitlines()[0]) if pid_file.exists() else None
 
     def create_database(self, name: str) -> str:
         self._cmd(pg_binary("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)

@@ -166,53 +166,41 @@ class Client:
         return first
 
     # -- operations ----------------------------------------------------------------------------
+    def _move(
+        self, function: str, path: str, body: Any, changes: Any, *, ok: int = 201, short: bool = False
+    ) -> Any:
+        """One command; its movement (`changes`) is applied to the model once acknowledged. Any
+        other answer fails the soak, but insufficient_funds where money may be `short`."""
+        result = self.call(function, "POST", path, body)
+        if result is not None and result.status == ok:
+            if changes is not None:
+                self.model.applied(result.body["id"], changes)
+            return result
+        if result is None or not (short and result.code == "insufficient_funds"):
+            self.figures.fail(f"{function}: {result and result.status} {result and result.code}")
+        return None
+
     def credit(self) -> None:
-        wallet, amount = self.rng.choice(self.wallets), self.rng.randint(1, 5_000)
-        result = self.call("credit_create", "POST", f"/v1/wallets/{wallet}/credits", {"amount": amount})
-        if result is not None and result.status == 201:
-            self.model.applied(result.body["id"], {wallet: amount})
+        w, amount = self.rng.choice(self.wallets), self.rng.randint(1, 5_000)
+        self._move("credit_create", f"/v1/wallets/{w}/credits", {"amount": amount}, {w: amount})
 
     def debit(self) -> None:
-        wallet, amount = self.rng.choice(self.wallets), self.rng.randint(1, 5_000)
-        result = self.call("debit_create", "POST", f"/v1/wallets/{wallet}/debits", {"amount": amount})
-        if result is not None and result.status == 201:
-            self.model.applied(result.body["id"], {wallet: -amount})
-        elif result is not None and result.code != "insufficient_funds":
-            self.figures.fail(f"debit: {result.status} {result.code}")
+        w, amount = self.rng.choice(self.wallets), self.rng.randint(1, 5_000)
+        self._move("debit_create", f"/v1/wallets/{w}/debits", {"amount": amount}, {w: -amount}, short=True)
 
     def transfer(self) -> None:
-        source, destination = self.rng.sample(self.wallets, 2)
-        amount = self.rng.randint(1, 5_000)
-        body = {
-            "source_wallet_id": source,
-            "destination_wallet_id": destination,
-            "amount": amount,
-            "currency": CURRENCY,
-        }
-        result = self.call("transfer_create", "POST", "/v1/transfers", body)
-        if result is not None and result.status == 201:
-            self.model.applied(result.body["id"], {source: -amount, destination: amount})
-        elif result is not None and result.code != "insufficient_funds":
-            self.figures.fail(f"transfer: {result.status} {result.code}")
+        (src, dst), amount = self.rng.sample(self.wallets, 2), self.rng.randint(1, 5_000)
+        body = {"source_wallet_id": src, "destination_wallet_id": dst, "amount": amount, "currency": CURRENCY}
+        self._move("transfer_create", "/v1/transfers", body, {src: -amount, dst: amount}, short=True)
 
     def hold(self) -> None:
-        wallet, amount = self.rng.choice(self.wallets), self.rng.randint(1, 2_000)
-        result = self.call("hold_create", "POST", "/v1/holds", {"wallet_id": wallet, "amount": amount})
-        if result is None or result.status != 201:
-            if result is not None and result.code != "insufficient_funds":
-                self.figures.fail(f"hold: {result.status} {result.code}")
-            return
-        hold_id = result.body["id"]
-        if self.rng.random() < 0.5:
-            captured = self.call("hold_capture", "POST", f"/v1/holds/{hold_id}/capture", {})
-            if captured is not None and captured.status == 201:
-                self.model.applied(captured.body["id"], {wallet: -amount})
-            else:
-                self.figures.fail(f"capture: {captured.status if captured else None}")
-        else:
-            voided = self.call("hold_void", "POST", f"/v1/holds/{hold_id}/void", None)
-            if voided is None or voided.status != 200:
-                self.figures.fail(f"void: {voided.status if voided else None}")
+        """A hold, then captured (a movement) or voided (none)."""
+        w, amount = self.rng.choice(self.wallets), self.rng.randint(1, 2_000)
+        held = self._move("hold_create", "/v1/holds", {"wallet_id": w, "amount": amount}, None, short=True)
+        if held is not None and self.rng.random() < 0.5:
+            self._move("hold_capture", f"/v1/holds/{held.body['id']}/capture", {}, {w: -amount})
+        elif held is not None:
+            self._move("hold_void", f"/v1/holds/{held.body['id']}/void", None, None, ok=200)
 
     def deposits(self) -> None:
         """One SQS batch of deposit.settled events, some delivered twice; failures redelivered."""

@@ -62,7 +62,7 @@ def test_overrides_keep_the_environment_list_and_add_the_network_and_the_build_i
 
 
 def test_the_ci_run_and_branch_default_to_github_actions_or_a_manual_deploy(capsys, monkeypatch):
-    monkeypatch.setattr(deploy_parameters, "git_branch", lambda root=None: "my-branch")
+    monkeypatch.setattr(deploy_parameters, "git", lambda *args: "my-branch")
     pairs = _run(capsys, "staging", "--git-sha", "abc")
     assert (pairs["CiRunNumber"], pairs["GitBranch"]) == ("0", "my-branch")
 

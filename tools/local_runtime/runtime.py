@@ -130,53 +130,23 @@ def write_runtime(state_dir: Path, data: dict[str, Any]) -> None:
         json.dump({"pid": os.getpid(), **data}, handle, indent=2)
 
 
-def banner(
-    api_url: str,
-    database: Database,
-    migration: dict[str, Any],
-    queues: dict[str, Any],
-    routes: int,
-    pollers: list[str],
-    conflicts: list[str],
-    sam_env: Path,
-) -> str:
-    migrated = (
-        f"ok, revision {migration.get('revision')}"
-        if migration.get("status") == "ok"
-        else f"FAILED: {migration}"
-    )
-    lines = [
-        "",
-        f"Wallet service running locally: {api_url}",
-        f"  database    {database_ok(database.url)}  {public_url(database.url)}  ({database.origin})",
-        f"  migrations  {migrated}",
-        f"  http api    {routes} routes",
-        *(
-            f"  queue       {name}: {q['url']}" + (f"  (DLQ {q['dlq']})" if q.get("dlq") else "")
-            for name, q in queues.items()
-        ),
-        *(f"  sqs poller  {poller}" for poller in pollers),
-        f"  sam local   --env-vars {sam_env} (README: sam local invoke)",
-    ]
-    if conflicts:
-        lines.append(
-            f"  note        one process, one environment: {', '.join(conflicts)} differ between functions"
-        )
-    return "\n".join(
-        [
-            *lines,
-            "",
-            f"  user token     (sub={USER_SUB}, valid 12 h):",
-            f"export USER_TOKEN={auth.issue_token(USER_SUB)}",
-            f'  operator token (sub={ADMIN_SUB}, scope="{auth.ADMIN_SCOPE}", valid 12 h):',
-            f"export ADMIN_TOKEN={auth.issue_token(ADMIN_SUB, scope=auth.ADMIN_SCOPE)}",
-            "",
-            f'  try: curl -s {api_url}/v1/wallets -H "Authorization: Bearer $USER_TOKEN"',
-            f"  docs: {api_url}/docs (Authorize: paste a token above), {api_url}/openapi.json",
-            "  Ctrl-C stops everything.",
-            "",
-        ]
-    )
+BANNER = """
+Wallet service running locally: {url}
+  database    {health}  {database}  ({origin})
+  migrations  {migrated}
+  http api    {routes} routes
+{queues}
+  sam local   --env-vars {sam_env} (README: sam local invoke){note}
+
+  user token     (sub=user-1, valid 12 h):
+export USER_TOKEN={user}
+  operator token (sub=operator-1, scope="wallet:admin", valid 12 h):
+export ADMIN_TOKEN={admin}
+
+  try: curl -s {url}/v1/wallets -H "Authorization: Bearer $USER_TOKEN"
+  docs: {url}/docs (Authorize: paste a token above), {url}/openapi.json
+  Ctrl-C stops everything.
+"""
 
 
 def run(state_dir: Path, template: Template, port: int, *, docker: bool = False) -> int:
@@ -220,11 +190,33 @@ def run(state_dir: Path, template: Template, port: int, *, docker: bool = False)
             },
         )
         cleanups.append((state_dir / "runtime.json").unlink)
-        polled = [
-            f"{p.queue.logical_id} -> {p.source.function_id} (batch {p.source.batch_size})" for p in pollers
+        ok = migration.get("status") == "ok"
+        values = {
+            "url": http.url,
+            "health": database_ok(database.url),
+            "database": public_url(database.url),
+            "origin": database.origin,
+            "migrated": f"ok, revision {migration.get('revision')}" if ok else f"FAILED: {migration}",
+            "routes": len(http.gateway.router.routes),
+            "sam_env": sam_env,
+            "user": auth.issue_token(USER_SUB),
+            "admin": auth.issue_token(ADMIN_SUB, scope=auth.ADMIN_SCOPE),
+        }
+        lines = [
+            f"  queue       {name}: {q['url']}" + (f"  (DLQ {q['dlq']})" if q["dlq"] else "")
+            for name, q in queues.items()
         ]
-        routes = len(http.gateway.router.routes)
-        print(banner(http.url, database, migration, queues, routes, polled, conflicts, sam_env), flush=True)
+        lines += [
+            f"  sqs poller  {p.queue.logical_id} -> {p.source.function_id} (batch {p.source.batch_size})"
+            for p in pollers
+        ]
+        values["queues"] = "\n".join(lines)
+        values["note"] = (
+            f"\n  note        one process, one environment: {', '.join(conflicts)} differ"
+            if conflicts
+            else ""
+        )
+        print(BANNER.format(**values), flush=True)
         stop.wait()
     except Exception:
         log.exception("the local runtime could not start")

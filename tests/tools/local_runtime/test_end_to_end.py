@@ -15,7 +15,6 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from tools import pgserver
@@ -51,25 +50,24 @@ def eventually(condition, timeout: float = 30) -> bool:
     return True
 
 
-def provider_event(kind: str, **fields) -> dict:
-    return {
-        "event_id": f"e2e-{uuid.uuid4().hex}",
-        "provider": "acme-pay",  # the default of WALLET_PROVIDERS
-        "type": kind,
-        "occurred_at": "2026-11-22T19:00:00Z",
-        **fields,
-    }
+def deposit(tmp_path: Path, env: dict[str, str], external_ref: str, amount: int) -> str:
+    """Sends a deposit.settled provider event with `make send-event`; its event id."""
+    event_id = f"e2e-{uuid.uuid4().hex}"
+    event = {"event_id": event_id, "provider": "acme-pay", "type": "deposit.settled", "currency": "USD"}
+    (tmp_path / f"{event_id}.json").write_text(
+        json.dumps(
+            {**event, "occurred_at": "2026-11-22T19:00:00Z", "external_ref": external_ref, "amount": amount}
+        )
+    )
+    assert cli(env, "send-event", str(tmp_path / f"{event_id}.json"))["sent"] == 1
+    return event_id
 
 
-def send_event(path: Path, event: dict, env: dict[str, str]) -> None:
-    path.write_text(json.dumps(event))
-    subprocess.run(
-        [sys.executable, "-m", "tools.local_runtime", "send-event", str(path)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=60,
+def cli(env: dict[str, str], *args: str):
+    """A local runtime command against the running instance (found through runtime.json)."""
+    command = [sys.executable, "-m", "tools.local_runtime", *args]
+    return json.loads(
+        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=60).stdout
     )
 
 
@@ -145,32 +143,21 @@ def test_run_serves_the_real_api_and_stops_cleanly_on_sigint(database_env, tmp_p
             base, "POST", "/v1/wallets", admin, {"currency": "USD", "owner_id": "user-1", "external_ref": ref}
         )
         assert status == 201
-        deposit = provider_event("deposit.settled", external_ref=ref, amount=4200, currency="USD")
-        send_event(tmp_path / "deposit.json", deposit, env)
+        deposited = deposit(tmp_path, env, ref, 4200)
         assert eventually(
             lambda: call(base, "GET", f"/v1/wallets/{banked['id']}", user)[1]["balance"] == 4200
         )
 
-        # A poison event (its wallet never appears) is retried, then dead-lettered.
-        poison = provider_event("deposit.settled", external_ref="never-opened", amount=1, currency="USD")
-        send_event(tmp_path / "poison.json", poison, env)
-        sqs = boto3.client(
-            "sqs",
-            endpoint_url=info["sqs_endpoint_url"],
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-        )
-        dlq_url = info["queues"]["ProviderEventsDeadLetterQueue"]["url"]
-        dead: list[str] = []
+        # A poison event (its wallet never appears) is retried, then dead-lettered: `make dlq` lists it.
+        poison = deposit(tmp_path, env, "never-opened", 1)
+        dead: set[str] = set()
 
         def dead_lettered() -> bool:
-            messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10).get("Messages", [])
-            dead.extend(json.loads(message["Body"])["event_id"] for message in messages)
-            return poison["event_id"] in dead
+            dead.update(json.loads(m["body"])["event_id"] for m in cli(env, "dlq")["messages"])
+            return poison in dead
 
         assert eventually(dead_lettered, timeout=60), dead
-        assert deposit["event_id"] not in dead
+        assert deposited not in dead
         ports = [urllib.parse.urlsplit(info["sqs_endpoint_url"]).port]
     finally:
         assert runtime.stop() == 0, "the local runtime did not stop cleanly on SIGINT"

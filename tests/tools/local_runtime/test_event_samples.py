@@ -32,48 +32,26 @@ HOLD_H = "9c7e2d4a-1b3f-4e6a-8d5c-2f0b9a7e1c63"  # a hold on wallet A
 EXTERNAL_REF = "acme-acct-1001"
 PROVIDER = "acme-pay"  # the default of WALLET_PROVIDERS
 
-# Logical id -> the samples that exercise it. Samples of the deployment handlers need a
-# CloudFormation response endpoint or CodeDeploy: tests/deploy invokes those.
-FUNCTION_SAMPLES: dict[str, list[str]] = {
-    "HealthFunction": ["health.json"],
-    "ReadyFunction": ["ready.json"],
-    "VersionFunction": ["version.json"],
+# Samples other than `<handler module>.json` (an API function's sample is named after its module).
+# The CloudFormation and CodeDeploy samples need a response endpoint or CodeDeploy: tests/deploy
+# invokes those.
+OTHER_SAMPLES = {
     "MigrationFunction": ["migration_current.json", "migration_upgrade.json"],
-    "WalletCreateFunction": ["wallet_create.json"],
-    "WalletListFunction": ["wallet_list.json"],
-    "WalletGetFunction": ["wallet_get.json"],
-    "WalletHistoryFunction": ["wallet_history.json"],
-    "CreditCreateFunction": ["credit_create.json"],
-    "DebitCreateFunction": ["debit_create.json"],
-    "TransferCreateFunction": ["transfer_create.json"],
-    "TransactionGetFunction": ["transaction_get.json"],
-    "ReversalCreateFunction": ["reversal_create.json"],
-    "WalletFreezeFunction": ["wallet_freeze.json"],
-    "WalletUnfreezeFunction": ["wallet_unfreeze.json"],
-    "WalletCloseFunction": ["wallet_close.json"],
-    "HoldCreateFunction": ["hold_create.json"],
-    "HoldGetFunction": ["hold_get.json"],
-    "HoldCaptureFunction": ["hold_capture.json"],
-    "HoldVoidFunction": ["hold_void.json"],
-    "BalanceSnapshotListFunction": ["balance_snapshot_list.json"],
-    "UnresolvedSettlementListFunction": ["unresolved_settlement_list.json"],
     "IngestEventsFunction": [
-        "sqs_deposit_settled.json",
-        "sqs_withdrawal_settled.json",
-        "sqs_withdrawal_failed.json",
-        "sqs_balance_reported.json",
-        "sqs_mixed_batch.json",
+        f"sqs_{name}.json"
+        for name in (
+            "deposit_settled",
+            "withdrawal_settled",
+            "withdrawal_failed",
+            "balance_reported",
+            "mixed_batch",
+        )
     ],
     "HoldExpirySweepFunction": ["hold_expiry_sweep.json"],
 }
-EXERCISED_IN_TESTS_DEPLOY = {
-    "MigrationFunction": [
-        "cfn_schema_migration_create.json",
-        "cfn_schema_migration_update.json",
-        "cfn_schema_migration_delete.json",
-    ],
-    "PreTrafficHookFunction": ["codedeploy_pretraffic.json"],
-}
+IN_TESTS_DEPLOY = [f"cfn_schema_migration_{action}.json" for action in ("create", "update", "delete")] + [
+    "codedeploy_pretraffic.json"
+]
 NOT_A_SAMPLE = {"_apigw_v2_template.json"}  # the base the test factories build API events from
 
 
@@ -82,23 +60,18 @@ def template() -> Template:
     return Template(ROOT / "template.yaml")
 
 
-def test_every_sample_belongs_to_a_function_and_is_used(template):
+def test_every_sample_is_used_and_deployment_samples_by_the_deploy_tests(template):
     """A sample event is optional for a new route (tests build API events from the shared
-    _apigw_v2_template.json); every sample that exists names a function and is invoked."""
-    covered = {**FUNCTION_SAMPLES}
-    for logical_id, names in EXERCISED_IN_TESTS_DEPLOY.items():
-        covered[logical_id] = covered.get(logical_id, []) + names
-    assert set(covered) <= set(template.functions())
-    listed = {name for names in covered.values() for name in names}
+    _apigw_v2_template.json); every sample that exists is invoked, here or in tests/deploy."""
+    api = {route.function_id for route in template.http_routes()}
+    named = {f"{template.function(f).handler.split('.')[0]}.json" for f in api}
+    listed = {name for names in OTHER_SAMPLES.values() for name in names} | set(IN_TESTS_DEPLOY)
     on_disk = {path.name for path in EVENTS.glob("*.json")} - NOT_A_SAMPLE
-    assert listed == on_disk
-
-
-def test_deployment_samples_are_used_by_the_deploy_tests():
+    assert (named & on_disk) | listed == on_disk
+    assert listed <= on_disk
     deploy_tests = "\n".join(path.read_text() for path in (ROOT / "tests" / "deploy").glob("test_*.py"))
-    for names in EXERCISED_IN_TESTS_DEPLOY.values():
-        for name in names:
-            assert name.removesuffix(".json") in deploy_tests, f"no test in tests/deploy uses events/{name}"
+    for name in IN_TESTS_DEPLOY:
+        assert name.removesuffix(".json") in deploy_tests, f"no test in tests/deploy uses events/{name}"
 
 
 class Samples:

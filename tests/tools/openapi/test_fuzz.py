@@ -7,6 +7,8 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from tools import fuzz, fuzz_hooks
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -60,45 +62,39 @@ def test_requests_are_counted_by_documented_operation(tmp_path):
     }
 
 
-def test_a_stateful_transfer_uses_wallets_this_run_created_and_credited():
-    wallets, funded = {"USD": [A, B, D], "EUR": [C]}, {"USD": [(A, 500), (B, 100)]}
-    unknown, other = "4f1c2b3a-0000-4000-8000-000000000000", "5f1c2b3a-0000-4000-8000-000000000000"
-    body = {"source_wallet_id": unknown, "destination_wallet_id": other, "currency": "USD", "amount": 1}
+UNKNOWN, OTHER = "4f1c2b3a-0000-4000-8000-000000000000", "5f1c2b3a-0000-4000-8000-000000000000"
 
-    # Unknown source: the newest credited wallet; unknown destination: the newest other wallet.
-    assert fuzz_hooks.stateful_transfer(body, wallets, funded) == {
-        "source_wallet_id": B,
-        "destination_wallet_id": D,
+
+@pytest.mark.parametrize(
+    ("change", "inactive", "expected"),
+    [
+        # Unknown source: the newest credited wallet; unknown destination: the newest other wallet.
+        ({}, set(), {"source_wallet_id": B, "destination_wallet_id": D}),
+        ({"destination_wallet_id": B}, set(), {"source_wallet_id": A}),
+        ({"source_wallet_id": D}, set(), {"destination_wallet_id": B}),
+        # At most what was credited, when the source was chosen; frozen or closed wallets are not chosen.
+        ({"amount": 10**9}, set(), {"source_wallet_id": B, "destination_wallet_id": D, "amount": 100}),
+        ({}, {B, D}, {"source_wallet_id": A}),
+        # 2039.0 is an integer to JSON Schema, not to this API: sent as 2039 (then capped).
+        ({"source_wallet_id": A, "destination_wallet_id": B, "amount": 7.0}, set(), {"amount": 7}),
+        ({"amount": 2039.0}, set(), {"source_wallet_id": B, "destination_wallet_id": D, "amount": 100}),
+        # Kept as generated: known wallets (of another currency too), nothing to pick, negative cases.
+        ({"source_wallet_id": A, "destination_wallet_id": C}, set(), {}),
+        ({"currency": "GBP"}, set(), {}),
+        ({"source_wallet_id": "x", "destination_wallet_id": 5}, set(), {}),
+        ({"currency": 5}, set(), {}),
+    ],
+)
+def test_a_stateful_transfer_uses_wallets_this_run_created_and_credited(change, inactive, expected):
+    wallets, funded = {"USD": [A, B, D], "EUR": [C]}, {"USD": [(A, 500), (B, 100)]}
+    body = {
+        "source_wallet_id": UNKNOWN,
+        "destination_wallet_id": OTHER,
+        "currency": "USD",
+        "amount": 1,
+        **change,
     }
-    assert fuzz_hooks.stateful_transfer({**body, "destination_wallet_id": B}, wallets, funded) == {
-        "source_wallet_id": A
-    }
-    assert fuzz_hooks.stateful_transfer({**body, "source_wallet_id": D}, wallets, funded) == {
-        "destination_wallet_id": B
-    }
-    # At most what was credited, when the source was chosen; frozen or closed wallets are not chosen.
-    assert fuzz_hooks.stateful_transfer({**body, "amount": 10**9}, wallets, funded)["amount"] == 100
-    assert fuzz_hooks.stateful_transfer(body, wallets, funded, {B, D}) == {"source_wallet_id": A}
-    # 2039.0 is an integer to JSON Schema, not to this API: sent as 2039 (then capped).
-    assert fuzz_hooks.stateful_transfer(
-        {**body, "source_wallet_id": A, "destination_wallet_id": B, "amount": 7.0}, wallets, funded
-    ) == {"amount": 7}
-    assert fuzz_hooks.stateful_transfer({**body, "amount": 2039.0}, wallets, funded)["amount"] == 100
-    # Kept as generated: known wallets (of another currency too), nothing to pick, negative cases.
-    assert (
-        fuzz_hooks.stateful_transfer(
-            {**body, "source_wallet_id": A, "destination_wallet_id": C}, wallets, funded
-        )
-        == {}
-    )
-    assert fuzz_hooks.stateful_transfer({**body, "currency": "GBP"}, wallets, funded) == {}
-    assert (
-        fuzz_hooks.stateful_transfer(
-            {**body, "source_wallet_id": "x", "destination_wallet_id": 5}, wallets, funded
-        )
-        == {}
-    )
-    assert fuzz_hooks.stateful_transfer({**body, "currency": 5}, wallets, funded) == {}
+    assert fuzz_hooks.stateful_transfer(body, wallets, funded, inactive) == expected
     assert fuzz_hooks.stateful_transfer([body], wallets, funded) == {}
 
 
