@@ -84,10 +84,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
-    """Like `sam local invoke`: the response alone on stdout (handler logs go to stderr)."""
+    """Like `sam local invoke`: the response alone on stdout (handler logs go to stderr). `migrate`
+    is the migration function's {"action": "upgrade"}, failed unless its status is ok."""
     from tools.local_runtime.context import error_payload
 
-    event = _json_file(args.event) if args.event else {}
+    event = (
+        _json_file(args.event) if args.event else {"action": "upgrade"} if args.command == "migrate" else {}
+    )
     template = _template(args)
     try:
         template.function(args.function)  # unknown logical id: fail before starting anything
@@ -104,18 +107,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         finally:
             database.stop()
     _print(response)
-    return 1 if failed else 0
-
-
-def cmd_migrate(args: argparse.Namespace) -> int:
-    with contextlib.redirect_stdout(sys.stderr):
-        database, host = runtime.prepare_for_one_shot(state_dir(), _template(args))
-        try:
-            result = runtime.migrate(host)
-        finally:
-            database.stop()
-    _print(result)
-    return 0 if result.get("status") == "ok" else 1
+    return 1 if failed or (args.command == "migrate" and response.get("status") != "ok") else 0
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
@@ -203,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
         command(name, cmd_dlq, text).add_argument(
             "--queue", help="source queue logical id (default: the one with a DLQ)"
         )
-    command("migrate", cmd_migrate, "apply migrations through the migration function")
+    migrate = command("migrate", cmd_invoke, "apply migrations through the migration function")
+    migrate.set_defaults(function=runtime.MIGRATION_FUNCTION, event=None, no_migrate=True)
     token = command("token", cmd_token, "print a bearer token for the local API")
     token.add_argument("--admin", action="store_true", help='operator token (scope "wallet:admin")')
     token.add_argument("--sub", help="subject (default user-1, or operator-1 with --admin)")

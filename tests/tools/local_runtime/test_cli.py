@@ -45,6 +45,18 @@ def test_token_command_prints_verifiable_tokens(capsys):
     assert (claims["sub"], claims["scope"]) == ("ops-7", "wallet:admin")
 
 
+def _cli(tmp_path: Path, *argv: str, database_url: str = NEVER_DIALLED) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url,
+        "LOCAL_RUNTIME_DIR": str(tmp_path / "state"),
+    }
+    command = [sys.executable, "-m", "tools.local_runtime", *argv]
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 @pytest.mark.parametrize(
     ("function", "event", "code", "expected"),
     [
@@ -58,20 +70,8 @@ def test_invoke_prints_the_response_and_only_the_response(
 ):
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event))
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": NEVER_DIALLED,
-        "LOCAL_RUNTIME_DIR": str(tmp_path / "state"),
-    }
-    command = ["--template", str(fake_template_path), "invoke", function, "--event", str(event_file)]
-    completed = subprocess.run(
-        [sys.executable, "-m", "tools.local_runtime", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    completed = _cli(
+        tmp_path, "--template", str(fake_template_path), "invoke", function, "--event", str(event_file)
     )
     assert completed.returncode == code, completed.stderr
     if code == 2:  # an unknown function: one line naming it and what exists
@@ -82,6 +82,16 @@ def test_invoke_prints_the_response_and_only_the_response(
     assert expected in completed.stdout
     if code == 0:
         assert json.loads(response["body"])["event"] == event
+
+
+def test_migrate_upgrades_through_the_migration_function(database_url, tmp_path):
+    completed = _cli(tmp_path, "migrate", database_url=database_url)
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert (result["status"], result["revision"]) == ("ok", result["head"])
+    failed = _cli(tmp_path, "migrate")  # a database it cannot reach
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["errorType"]
 
 
 @pytest.mark.parametrize(
