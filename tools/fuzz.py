@@ -17,6 +17,7 @@ import collections
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -156,7 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             command = schemathesis_command(
                 runtime.url, token, report_dir, examples=args.examples, max_time=args.max_time, seed=args.seed
             )
-            print(f"\n== as {role}: {' '.join(command).replace(token, '$TOKEN')}", flush=True)
+            shown = [
+                shlex.quote(part) if token not in part else '"Authorization: Bearer $TOKEN"'
+                for part in command
+            ]
+            print(f"\n== as {role}: {' '.join(shown)}", flush=True)
             hooks = {**os.environ, "SCHEMATHESIS_HOOKS": "tools.fuzz_hooks"}
             failed = subprocess.run(command, cwd=ROOT, env=hooks, check=False).returncode != 0 or failed
             counts = requests_per_operation(report_dir / "report.har")
