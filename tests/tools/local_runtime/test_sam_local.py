@@ -36,9 +36,7 @@ def test_the_env_file_covers_every_function_with_exactly_the_variables_it_declar
         assert set(variables) == set(functions[logical_id].environment), logical_id
         assert all(isinstance(value, str) for value in variables.values()), logical_id
         # The database of the local runtime, by the name a container resolves to this machine.
-        assert (
-            variables["DATABASE_URL"] == "postgresql+psycopg://postgres@host.docker.internal:54329/postgres"
-        )
+        assert variables["DATABASE_URL"] == LOCAL_URL.replace("127.0.0.1", "host.docker.internal")
         assert variables["STAGE"] == "local"
         for aws_only in ("DATABASE_SECRET_ARN", "APP_DATABASE_SECRET_ARN", "DATABASE_HOST"):
             assert variables.get(aws_only, "") == "", (logical_id, aws_only)
@@ -46,25 +44,17 @@ def test_the_env_file_covers_every_function_with_exactly_the_variables_it_declar
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    ("url", "host"),
     [
-        (
-            "postgresql://postgres@localhost:5432/wallet",
-            "postgresql://postgres@host.docker.internal:5432/wallet",
-        ),
-        (
-            "postgresql+psycopg://app:pw@127.0.0.1:6543/w",
-            "postgresql+psycopg://app:pw@host.docker.internal:6543/w",
-        ),
-        ("postgresql://[::1]/w", "postgresql://host.docker.internal/w"),
-        (
-            "postgresql://app:127.0.0.1@db.internal:5432/w",
-            "postgresql://app:127.0.0.1@db.internal:5432/w",
-        ),  # not ours
+        ("postgresql://postgres@{}:5432/wallet", "localhost"),
+        ("postgresql+psycopg://app:pw@{}:6543/w", "127.0.0.1"),
+        ("postgresql://{}/w", "[::1]"),
+        ("postgresql://app:127.0.0.1@{}:5432/w", "db.internal"),  # not the machine's: kept
     ],
 )
-def test_only_the_machines_loopback_is_renamed(url, expected):
-    assert sam.container_url(url) == expected
+def test_only_the_machines_loopback_is_renamed(url, host):
+    renamed = host if host == "db.internal" else "host.docker.internal"
+    assert sam.container_url(url.format(host)) == url.format(renamed)
 
 
 def test_the_file_is_sams_format_and_private(tmp_path, template):
