@@ -41,8 +41,7 @@ def _json_file(path: str) -> Any:
 def _template(args: argparse.Namespace) -> Template:
     if not args.template.is_file():
         raise UsageError(f"template {args.template} does not exist")
-    parameters = dict(pair.partition("=")[::2] for pair in args.parameter)
-    return Template(args.template, parameters)
+    return Template(args.template, dict(args.parameter))
 
 
 def _running(what: str) -> dict[str, Any]:
@@ -61,6 +60,13 @@ def _queue(name: str | None, candidates: list[str], what: str) -> str:
     if name is None or name not in candidates:
         raise UsageError(f"choose {what} with QUEUE= (one of: {', '.join(candidates) or 'none'})")
     return name
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not (name and equals):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _print(value: Any) -> int:
@@ -162,7 +168,12 @@ def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m tools.local_runtime", description=__doc__)
     top.add_argument("--template", type=Path, default=ROOT / "template.yaml")
     top.add_argument(
-        "--parameter", action="append", default=[], metavar="NAME=VALUE", help="template parameter override"
+        "--parameter",
+        action="append",
+        default=[],
+        type=_pair,
+        metavar="NAME=VALUE",
+        help="template parameter override",
     )
     top.add_argument("-v", "--verbose", action="store_true")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)

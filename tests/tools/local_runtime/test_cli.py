@@ -125,7 +125,9 @@ def test_bad_input_is_one_line_before_anything_starts(
     assert not nothing_starts.exists()  # no database, no runtime.json
 
 
-@pytest.mark.parametrize("argv", [["run", "--port", "abc"], ["invoke"], ["send-event"], ["nope"]])
+@pytest.mark.parametrize(
+    "argv", [["run", "--port", "abc"], ["invoke"], ["send-event"], ["nope"], ["--parameter", "Stage", "run"]]
+)
 def test_argument_errors_are_one_line(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
