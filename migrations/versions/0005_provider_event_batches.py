@@ -64,7 +64,12 @@ RETURNS TABLE (
     r_ledger_balance bigint,  -- balance: the posted balance the report was compared with
     r_row_id uuid,            -- the unresolved settlement's or the balance snapshot's id
     r_at timestamptz          -- the transaction's time: every row it wrote carries it
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+-- Every statement here reaches its rows by a key. A plan cached while a table was still nearly empty
+-- (a new deployment, a fresh database) would otherwise scan it whole for the rest of the
+-- connection's life: measured, the probe of provider_events read the whole table once per event.
+SET enable_seqscan = off
+AS $$
 DECLARE
     recs jsonb[] := ARRAY(SELECT jsonb_array_elements(p_records));
     targets uuid[] := '{}';   -- per record, the wallet it names (NULL: none, or not found)
