@@ -145,7 +145,7 @@ BEGIN
                         rec->'payload', 'rejected', rec->>'reason', now())
                 ON CONFLICT ON CONSTRAINT provider_events_provider_event_key DO NOTHING;
                 r_outcome := CASE WHEN FOUND THEN 'rejected' ELSE 'duplicate' END;
-                r_reason := rec->>'reason';
+                r_reason := CASE WHEN r_outcome = 'rejected' THEN rec->>'reason' END;
                 EXIT record;
             END IF;
 

@@ -1,7 +1,7 @@
 """Provider events: each (provider, event_id) applies at most once, forever.
 
-The event's row is claimed (INSERT ... ON CONFLICT DO NOTHING) in the same transaction as its
-effect, so a duplicate, even one racing its twin, is acknowledged with no second effect. What a
+The event's row (unique on (provider, event_id)) is written in the same transaction as its effect,
+so a duplicate, even one racing its twin, is acknowledged with no second effect. What a
 caller does with an event follows from how it ends:
 
 - applied or duplicate: acknowledged;
