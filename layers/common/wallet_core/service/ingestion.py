@@ -41,6 +41,7 @@ from wallet_core.adapters.event_batches import (
     Deposit,
     EventBatchRepository,
     EventRecord,
+    PayoutFailure,
     RecordOutcome,
     Settlement,
 )
@@ -58,11 +59,17 @@ from wallet_core.service.pagination import newest_first_page
 
 MAX_ATTEMPTS = 5
 T = TypeVar("T")
-# Records per batch transaction. Fewer commits save database CPU, but the wallets the records touch
-# stay locked until that commit, and concurrent batches on random wallets then wait on, and deadlock
-# with, each other. Measured with `make bench` (8 workers, batches of 100 deposits on 1,000 wallets):
-# 1 record: 1,071 events/s, 0.575 ms server CPU each; 5: 1,171/s, 0.540 ms; 25: 140/s, 0.663 ms.
-RECORDS_PER_TRANSACTION = 5
+# Records per batch transaction (one server-side call and one COMMIT each). The wallets a call moves
+# stay locked until its COMMIT, so an API movement on one of them may wait for one call; a call that
+# fails is applied again record by record. Calls lock their wallets in id order, so concurrent
+# batches queue briefly but never deadlock. Measured (8 workers, SQS batches of 100 deposits on
+# 1,000 wallets, PostgreSQL pinned to one CPU; /tmp driver = bench/run.py's pgbench and ingestion
+# phases, two rounds on a shared machine), server CPU per event and events/s:
+#   5: 0.237-0.268 ms, 1,071-1,391/s (tpcb / event 1.04-1.12);  10: 0.184-0.199 ms, 1,414-2,479/s;
+#   25: 0.151-0.156 ms, 2,484-2,752/s (1.43-1.64);  50: 0.148 ms, 2,954/s;  100: 0.139 ms, 3,281/s.
+# 25 takes most of the gain while a call (about 4-6 ms) stays short for the API movements behind it.
+# (Before the function, 25 made batches queue on and deadlock with each other: 140/s, 0.663 ms.)
+RECORDS_PER_TRANSACTION = 25
 
 
 class IngestionUnitOfWork(HoldUnitOfWork, Protocol):
@@ -379,7 +386,7 @@ def _outcome(item: BatchItem, answer: RecordOutcome) -> Outcome:
                 else f"with external_ref {action.external_ref!r}"
             )
             return errors.NotFoundError(f"Wallet {named} was not found (yet).")
-        case "hold_not_found" if action is not None and hasattr(action, "hold_id"):
+        case "hold_not_found" if isinstance(action, Settlement | PayoutFailure):
             # A settlement that names its currency is checked against the hold's wallet first.
             yet = " (yet)" if isinstance(action, Settlement) and action.currency is not None else ""
             return errors.NotFoundError(f"Hold {action.hold_id} was not found{yet}.")
