@@ -113,7 +113,7 @@ def action_of(message: Valid) -> Action:
     (migrations/versions/0005_provider_event_batches.py)."""
     event = message.event
     provider = message.receipt.provider  # normalised
-    # What a settlement's transaction says about where it came from.
+    # What the posted transaction's metadata says about where it came from.
     origin = {"provider": provider, "event_id": event.event_id}
     match event:
         case DepositSettled():
