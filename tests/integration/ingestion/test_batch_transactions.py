@@ -1,6 +1,6 @@
-"""Batches in few transactions: one commit for many records (a savepoint each), the same per-record
+"""Batches in few transactions: one call and one commit for many records, the same per-record
 outcomes as one transaction per record, and nothing acknowledged that did not commit: not when a
-connection dies mid-batch, not when two batches deadlock on each other's wallets."""
+connection dies mid-batch, not when two batch transactions deadlock."""
 
 from __future__ import annotations
 
