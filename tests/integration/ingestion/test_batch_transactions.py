@@ -1,6 +1,6 @@
-"""Batches in few transactions: one commit for many records (a savepoint each), the same per-record
+"""Batches in few transactions: one call and one commit for many records, the same per-record
 outcomes as one transaction per record, and nothing acknowledged that did not commit: not when a
-connection dies mid-batch, not when two batches deadlock on each other's wallets."""
+connection dies mid-batch, not when two batch transactions deadlock."""
 
 from __future__ import annotations
 
@@ -24,18 +24,24 @@ def _transactions_that_recorded(db, provider: str) -> int:
     ).fetchone()[0]
 
 
-def _spy_on_mark_applied(monkeypatch, act):
-    """Runs `act(repository, event_id)` whenever an event's effect has been written (its wallet
-    locked, its transaction not yet committed), then lets it carry on."""
-    from wallet_core.adapters.provider_events import ProviderEventRepository
+def _spy_on_the_call(monkeypatch, *, after=None, before=None):
+    """Runs `after(repository, event_ids)` whenever the server-side call has written the effects of
+    these events (their wallets locked, the transaction not yet committed), and `before(...)` just
+    before such a call; then lets it carry on."""
+    from wallet_core.adapters.event_batches import EventBatchRepository
 
-    original = ProviderEventRepository.mark_applied
+    original = EventBatchRepository.apply
 
-    def mark_applied(self, provider, event_id, **kwargs):
-        act(self, event_id)
-        return original(self, provider, event_id, **kwargs)
+    def apply(self, records):
+        event_ids = [record.event_id for record in records]
+        if before is not None:
+            before(self, event_ids)
+        outcomes = original(self, records)
+        if after is not None:
+            after(self, event_ids)
+        return outcomes
 
-    monkeypatch.setattr(ProviderEventRepository, "mark_applied", mark_applied)
+    monkeypatch.setattr(EventBatchRepository, "apply", apply)
 
 
 def test_a_batch_commits_once_per_records_per_transaction_not_once_per_record(api, db, ingestion, invariants):
@@ -111,6 +117,15 @@ def _kill(db, pid: int) -> None:
     assert db.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0] is True
 
 
+def _kill_under_the_call(db, repository) -> int:
+    """Kill the backend that has just run the call (its effects written, not committed) before its
+    answer is used: what the batch sees when its connection dies while the call runs."""
+    pid = repository._session.connection.info.backend_pid
+    _kill(db, pid)
+    repository._session.fetch("SELECT 1", {})  # raises: the connection is gone
+    return pid
+
+
 def test_a_connection_killed_mid_batch_acknowledges_nothing_that_did_not_commit(
     api, db, ingestion, recorded, monkeypatch, invariants
 ):
@@ -121,13 +136,12 @@ def test_a_connection_killed_mid_batch_acknowledges_nothing_that_did_not_commit(
     )
     kills: list[int] = []
 
-    def kill_the_connection_applying_the_doomed_one(repository, event_id):
-        if event_id == doomed["event_id"]:  # every time: this record never gets through
-            pid = repository._session.connection.info.backend_pid
-            kills.append(pid)
-            _kill(db, pid)
+    def kill_the_connection_applying_the_doomed_one(repository, event_ids):
+        if doomed["event_id"] in event_ids:  # every time: this record never gets through
+            kills.append(repository._session.connection.info.backend_pid)
+            _kill_under_the_call(db, repository)
 
-    _spy_on_mark_applied(monkeypatch, kill_the_connection_applying_the_doomed_one)
+    _spy_on_the_call(monkeypatch, after=kill_the_connection_applying_the_doomed_one)
 
     failed = ingestion.deliver_and_index(first, doomed, last)
 
@@ -154,12 +168,12 @@ def test_a_connection_killed_once_mid_batch_costs_no_redelivery(api, db, ingesti
     ]
     kills: list[int] = []
 
-    def kill_once(repository, event_id):
-        if event_id == bodies[1]["event_id"] and not kills:
+    def kill_once(repository, event_ids):
+        if bodies[1]["event_id"] in event_ids and not kills:
             kills.append(repository._session.connection.info.backend_pid)
-            _kill(db, kills[0])
+            _kill_under_the_call(db, repository)
 
-    _spy_on_mark_applied(monkeypatch, kill_once)
+    _spy_on_the_call(monkeypatch, after=kill_once)
 
     assert ingestion.deliver(*bodies) == []
 
@@ -171,11 +185,12 @@ def test_a_connection_killed_once_mid_batch_costs_no_redelivery(api, db, ingesti
 def test_two_batches_that_deadlock_on_each_others_wallets_lose_nothing(
     api, db, ingestion, monkeypatch, invariants
 ):
-    # Funded first: the currency's system account exists before the race (repositories caches its
-    # creation per process, and both batches here run in one process).
+    # Funded first: the currency's system account exists before the race.
     a, b = api.funded_wallet(1, BOB), api.funded_wallet(1, BOB)
-    # Batch one locks a then b, batch two b then a; each pauses after its first record (its first
-    # wallet locked) until the other has reached the same point: a certain deadlock.
+    # The call locks every wallet of its batch at once, in id order, so two calls never deadlock
+    # on each other's wallets. Batch one's transaction locks a first and batch two's b first (as
+    # the records name them), each waiting after that lock until the other holds its own: then
+    # their calls meet a certain deadlock.
     one = [
         ingestion.body("deposit.settled", wallet_id=w["id"], amount=n, currency="USD")
         for w, n in ((a, 1), (b, 2))
@@ -184,21 +199,24 @@ def test_two_batches_that_deadlock_on_each_others_wallets_lose_nothing(
         ingestion.body("deposit.settled", wallet_id=w["id"], amount=n, currency="USD")
         for w, n in ((b, 10), (a, 20))
     ]
-    firsts = {one[0]["event_id"], two[0]["event_id"]}
+    firsts = {one[0]["event_id"]: a["id"], two[0]["event_id"]: b["id"]}
     both_hold_a_lock = threading.Barrier(2)
 
-    def pause_after_the_first_record(repository, event_id):
-        if event_id in firsts:
-            firsts.discard(event_id)
+    def lock_the_first_wallet_first(repository, event_ids):
+        first = firsts.pop(event_ids[0], None)
+        if first is not None and len(event_ids) > 1:  # the batch transaction, not a record alone
+            repository._session.fetch(
+                "SELECT 1 FROM wallets WHERE id = %(id)s FOR NO KEY UPDATE", {"id": first}
+            )
             both_hold_a_lock.wait(timeout=20)
 
-    _spy_on_mark_applied(monkeypatch, pause_after_the_first_record)
+    _spy_on_the_call(monkeypatch, before=lock_the_first_wallet_first)
 
     failures = run_threads(2, lambda index: ingestion.deliver(*(one, two)[index]))
 
     assert failures == []
     assert (_balance(api, a["id"]), _balance(api, b["id"])) == (22, 13)
-    # The deadlock's victim undid its second record (only), committed its first, then applied the
-    # second on its own: three transactions recorded the four events.
+    # The deadlock's victim applied its two records again, each on its own: three transactions
+    # recorded the four events.
     assert _transactions_that_recorded(db, ingestion.provider) == 3
     assert invariants() == []

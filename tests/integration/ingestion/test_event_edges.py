@@ -115,7 +115,7 @@ def test_a_control_character_in_the_event_type_is_rejected_not_retried(ingestion
 def test_a_record_left_for_redelivery_by_an_unexpected_failure_is_logged_with_its_reason(
     api, ingestion, monkeypatch, caplog
 ):
-    from wallet_core.adapters.provider_events import ProviderEventRepository
+    from wallet_core.adapters.event_batches import EventBatchRepository
 
     wallet = api.create_wallet(BOB)
     body = ingestion.body("deposit.settled", wallet_id=wallet["id"], amount=1, currency="USD")
@@ -123,7 +123,7 @@ def test_a_record_left_for_redelivery_by_an_unexpected_failure_is_logged_with_it
     def explode(self, *args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ProviderEventRepository, "mark_applied", explode)
+    monkeypatch.setattr(EventBatchRepository, "apply", explode)
 
     assert len(ingestion.deliver(body)) == 1
 

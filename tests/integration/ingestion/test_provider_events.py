@@ -257,19 +257,20 @@ def test_events_about_records_that_do_not_exist_yet_are_retried_then_apply(api, 
 
 
 def test_a_failure_after_the_effect_rolls_the_whole_record_back(api, ingestion, recorded, monkeypatch):
-    from wallet_core.adapters.provider_events import ProviderEventRepository
+    from wallet_core.adapters.event_batches import EventBatchRepository
 
     wallet = api.create_wallet(BOB)
     poisoned = ingestion.body("deposit.settled", wallet_id=wallet["id"], amount=100, currency="USD")
     healthy = ingestion.body("deposit.settled", wallet_id=wallet["id"], amount=7, currency="USD")
-    original = ProviderEventRepository.mark_applied
+    original = EventBatchRepository.apply
 
-    def explode_for_the_poisoned_one(self, provider, event_id, **kwargs):
-        if event_id == poisoned["event_id"]:
+    def explode_for_the_poisoned_one(self, records):
+        outcomes = original(self, records)  # the effects are written, not committed
+        if poisoned["event_id"] in [record.event_id for record in records]:
             raise RuntimeError("the process died between the effect and the commit")
-        return original(self, provider, event_id, **kwargs)
+        return outcomes
 
-    monkeypatch.setattr(ProviderEventRepository, "mark_applied", explode_for_the_poisoned_one)
+    monkeypatch.setattr(EventBatchRepository, "apply", explode_for_the_poisoned_one)
 
     failures = ingestion.deliver_and_index(poisoned, healthy)
 

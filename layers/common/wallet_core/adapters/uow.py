@@ -10,6 +10,7 @@ from typing import cast
 from sqlalchemy import Connection, Engine
 
 from wallet_core.adapters.db import get_engine, is_disconnect, translate_error
+from wallet_core.adapters.event_batches import EventBatchRepository
 from wallet_core.adapters.holds import HoldRepository
 from wallet_core.adapters.provider_events import (
     BalanceSnapshotRepository,
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
     provider_events: ProviderEventRepository
     balance_snapshots: BalanceSnapshotRepository
     unresolved_settlements: UnresolvedSettlementRepository
+    event_batches: EventBatchRepository
 
     def __init__(self, engine: Engine | None = None) -> None:
         self._engine = engine
@@ -80,6 +82,7 @@ class SqlUnitOfWork:
         self.provider_events = ProviderEventRepository(connection, self._session)
         self.balance_snapshots = BalanceSnapshotRepository(connection, self._session)
         self.unresolved_settlements = UnresolvedSettlementRepository(connection, self._session)
+        self.event_batches = EventBatchRepository(connection, self._session)
         return self
 
     def __exit__(

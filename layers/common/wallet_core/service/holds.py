@@ -25,7 +25,6 @@ from wallet_core.domain.models import (
     Transaction,
     TransactionKind,
     Wallet,
-    WalletStatus,
 )
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin
@@ -168,61 +167,6 @@ def _post_capture(
         created_by=principal.subject,
     )
     return post(uow, new, [(source, -captured), (destination, captured)])
-
-
-@dataclass(frozen=True)
-class UncoveredSettlement:
-    """A settlement of a lapsed hold that its wallet cannot cover: nothing was posted."""
-
-    hold: Hold
-    wallet_id: uuid.UUID
-    amount: int
-    currency: str
-    reason: str
-
-
-def settle_hold(
-    uow: HoldUnitOfWork,
-    principal: Principal,
-    hold_id: uuid.UUID,
-    *,
-    amount: int | None = None,
-    metadata: dict[str, str] | None = None,
-) -> Transaction | UncoveredSettlement:
-    """The provider paid a hold out: the money has left, whatever the hold's state here.
-
-    An active hold is captured out of the ledger. A hold that expired or was voided meanwhile no
-    longer reserves anything, so the settlement is posted from the wallet's available money when it
-    covers it (the same money can then not be spent again) and otherwise returned as uncovered for
-    an operator: never rejected. A fully captured hold, or more than the hold ever reserved, is not
-    a settlement of this hold: rejected (invalid_state, amount_exceeds_hold)."""
-    require_admin(principal)
-    wallet_id = _find(uow, hold_id).wallet_id
-    source = lock_wallets(uow, wallet_id)[wallet_id]
-    hold = uow.holds.get_for_update(hold_id)
-    if hold is None:  # pragma: no cover - holds are never deleted
-        raise errors.NotFoundError(f"Hold {hold_id} was not found.")
-    if hold.status in (HoldStatus.ACTIVE, HoldStatus.CAPTURED):
-        hold.ensure_active()  # a captured hold has nothing left to settle
-        settled = hold.remaining if amount is None else amount
-        hold.ensure_covers(settled)
-        source.held -= settled
-        return _post_capture(uow, principal, hold, source, None, settled, metadata)
-    settled = hold.remaining if amount is None else amount
-    hold.ensure_covers(settled)
-    late = {**(metadata or {}), "hold_status": hold.status.value}
-    if source.status is WalletStatus.CLOSED or settled > source.available:
-        return UncoveredSettlement(
-            hold=hold,
-            wallet_id=source.id,
-            amount=settled,
-            currency=source.currency,
-            reason=(
-                f"insufficient_funds: hold {hold.id} is {hold.status.value}; wallet {source.id} is "
-                f"{source.status.value} with {source.available} available, {settled} was settled"
-            ),
-        )
-    return _post_capture(uow, principal, hold, source, None, settled, late)
 
 
 def void_hold(uow: HoldUnitOfWork, principal: Principal, hold_id: uuid.UUID) -> Hold:

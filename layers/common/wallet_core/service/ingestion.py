@@ -1,7 +1,7 @@
 """Provider events: each (provider, event_id) applies at most once, forever.
 
-The event's row is claimed (INSERT ... ON CONFLICT DO NOTHING) in the same transaction as its
-effect, so a duplicate, even one racing its twin, is acknowledged with no second effect. What a
+The event's row (unique on (provider, event_id)) is written in the same transaction as its effect,
+so a duplicate, even one racing its twin, is acknowledged with no second effect. What a
 caller does with an event follows from how it ends:
 
 - applied or duplicate: acknowledged;
@@ -13,10 +13,17 @@ caller does with an event follows from how it ends:
 - it may apply later (the wallet or hold it names does not exist yet) or the database failed:
   rolled back and raised, so the queue delivers it again (and dead-letters it in the end).
 
-A batch (`ingest_batch`) applies up to RECORDS_PER_TRANSACTION records in one transaction, each in
-its own savepoint: the same outcomes per record, one commit for all of them. What a record did is
-reported only once its transaction has committed; when the transaction itself is lost, every record
-in it is applied again on its own or reported for redelivery, never acknowledged without its effect.
+A batch (`ingest_batch`) applies up to RECORDS_PER_TRANSACTION records in one transaction: the
+same outcomes per record, one commit for all of them. What a record did is reported only once its
+transaction has committed; when the transaction itself is lost, every record in it is applied again
+on its own or reported for redelivery, never acknowledged without its effect.
+
+The events of the contract (deposit.settled, withdrawal.settled, withdrawal.failed, balance.reported,
+and the rejections of events that can never apply) are applied by one server-side call per batch
+transaction, wallet_apply_provider_events: their rules, and the order they are checked in, are
+written once, in migrations/versions/0005_provider_event_batches.py (why a function: see there).
+Here: the outcomes it answers, as the same dispositions and domain errors with the same texts. Any
+other effect (`BatchItem.effect`) runs in Python, in a savepoint of the same transaction.
 """
 
 from __future__ import annotations
@@ -26,28 +33,43 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from wallet_core.adapters.event_batches import (
+    Action,
+    BalanceReport,
+    Deposit,
+    EventBatchRepository,
+    EventRecord,
+    PayoutFailure,
+    RecordOutcome,
+    Settlement,
+)
 from wallet_core.adapters.provider_events import (
     BalanceSnapshotRepository,
     ProviderEventRepository,
     UnresolvedSettlementRepository,
 )
 from wallet_core.domain import errors
-from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, UnresolvedSettlement, Wallet
+from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, UnresolvedSettlement
 from wallet_core.domain.principal import ADMIN_SCOPE, Principal
-from wallet_core.service import holds, ledger
 from wallet_core.service.access import require_admin
 from wallet_core.service.holds import HoldUnitOfWork
 from wallet_core.service.pagination import newest_first_page
 
 MAX_ATTEMPTS = 5
-# Records per batch transaction. Fewer commits save database CPU, but the wallets the records touch
-# stay locked until that commit, and concurrent batches on random wallets then wait on, and deadlock
-# with, each other. Measured with `make bench` (8 workers, batches of 100 deposits on 1,000 wallets):
-# 1 record: 1,071 events/s, 0.575 ms server CPU each; 5: 1,171/s, 0.540 ms; 25: 140/s, 0.663 ms.
-RECORDS_PER_TRANSACTION = 5
+T = TypeVar("T")
+# Records per batch transaction (one server-side call and one COMMIT each). The wallets a call moves
+# stay locked until its COMMIT, so an API movement on one of them may wait for one call; a call that
+# fails is applied again record by record. Calls lock their wallets in id order, so concurrent
+# batches queue briefly but never deadlock. Measured (8 workers, SQS batches of 100 deposits on
+# 1,000 wallets, PostgreSQL pinned to one CPU; /tmp driver = bench/run.py's pgbench and ingestion
+# phases, two rounds on a shared machine), server CPU per event and events/s:
+#   5: 0.237-0.268 ms, 1,071-1,391/s (tpcb / event 1.04-1.12);  10: 0.184-0.199 ms, 1,414-2,479/s;
+#   25: 0.151-0.156 ms, 2,484-2,752/s (1.43-1.64);  50: 0.148 ms, 2,954/s;  100: 0.139 ms, 3,281/s.
+# 25 takes most of the gain while a call (about 4-6 ms) stays short for the API movements behind it.
+# (Before the function, 25 made batches queue on and deadlock with each other: 140/s, 0.663 ms.)
+RECORDS_PER_TRANSACTION = 25
 
 
 class IngestionUnitOfWork(HoldUnitOfWork, Protocol):
@@ -61,6 +83,8 @@ class Rollback(Protocol):
 
 
 class BatchUnitOfWork(IngestionUnitOfWork, Protocol):
+    event_batches: EventBatchRepository
+
     def savepoint(self) -> AbstractContextManager[Rollback]: ...
 
 
@@ -75,16 +99,9 @@ class EventReceipt:
 
 
 @dataclass(frozen=True)
-class WalletRef:
-    """A wallet named by id or by the provider-side external_ref (exactly one is set)."""
-
-    wallet_id: uuid.UUID | None = None
-    external_ref: str | None = None
-
-
-@dataclass(frozen=True)
 class Effect:
     transaction: Transaction | None = None
+    transaction_id: uuid.UUID | None = None  # what the server-side call posted (it returns the id only)
     hold_id: uuid.UUID | None = None
     snapshot: BalanceSnapshot | None = None
     unresolved: UnresolvedSettlement | None = None
@@ -176,12 +193,14 @@ def _reason(rejection: errors.WalletServiceError) -> str:
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One record of a batch: an event to apply (`effect`), or one already known never to apply
-    (`rejection`, its reason), recorded as rejected."""
+    """One record of a batch: an event of the contract (`action`, applied by the server-side call),
+    another effect to apply in Python (`effect`), or one already known never to apply (`rejection`,
+    its reason), recorded as rejected."""
 
     receipt: EventReceipt
     effect: EventEffect | None = None
     rejection: str | None = None
+    action: Action | None = None
 
 
 _UNDECIDED = RuntimeError("the record was not decided")  # unreachable: every chunk decides all its records
@@ -191,9 +210,9 @@ Outcome = IngestionResult | Exception
 
 
 def ingest_batch(new_uow: Callable[[], BatchUnitOfWork], items: Sequence[BatchItem]) -> list[Outcome]:
-    """Apply a batch, RECORDS_PER_TRANSACTION records per transaction and a savepoint per record;
-    the outcomes are in the items' order. An item twice in one batch applies once: the second finds
-    the first's claim in the same transaction (and both are redelivered if that transaction fails)."""
+    """Apply a batch, RECORDS_PER_TRANSACTION records per transaction; the outcomes are in the items'
+    order. An item twice in one batch applies once: the second finds the first's row in the same
+    transaction (and both are redelivered if that transaction fails)."""
     outcomes: list[Outcome | None] = [None] * len(items)
     for start in range(0, len(items), RECORDS_PER_TRANSACTION):
         _apply_chunk(new_uow, items, range(start, min(start + RECORDS_PER_TRANSACTION, len(items))), outcomes)
@@ -207,14 +226,21 @@ def _apply_chunk(
     outcomes: list[Outcome | None],
 ) -> None:
     decided: dict[int, Outcome] = {}
-    # Records that met a deadlock or a lock timeout: their savepoint is undone, but the locks of the
-    # records before them are held until the commit, so trying again in this transaction would wait
-    # on the same batch again. They run on their own once this transaction has committed.
+    # Records that met a deadlock or a lock timeout in Python: their savepoint is undone, but the
+    # locks of the records before them are held until the commit, so trying again in this
+    # transaction would wait on the same batch again. They run on their own once it has committed.
     after_commit: list[int] = []
+    committing = False
     try:
         uow = new_uow()
         with uow:
+            in_call: list[int] = []  # consecutive records for one server-side call
             for index in chunk:
+                if items[index].action is not None:
+                    in_call.append(index)
+                    continue
+                _apply_in_one_call(uow, items, in_call, decided)
+                in_call = []
                 try:
                     decided[index] = _apply_in_savepoint(uow, items[index])
                 except errors.ServiceUnavailableError:
@@ -223,19 +249,39 @@ def _apply_chunk(
                     after_commit.append(index)
                 except Exception as error:  # not yet, or a fault of this record alone
                     decided[index] = error
+            _apply_in_one_call(uow, items, in_call, decided)
+            committing = True
             uow.commit()
     except (errors.ConnectionLostError, errors.ConcurrencyConflictError):
-        # Nothing of the transaction committed (the connection broke before COMMIT, or the commit
-        # itself lost a conflict): every record of it runs again, each in its own transaction.
+        # Nothing of the transaction committed (the connection broke before COMMIT, the call lost a
+        # race, or the commit itself lost a conflict): every record of it runs again, each in its
+        # own transaction.
         decided, after_commit = {}, list(chunk)
-    except Exception as error:
+    except errors.ServiceUnavailableError as error:
         # The database is unreachable, or the commit's outcome is unknown: redelivery decides (a
         # record that did commit is then a duplicate, acknowledged without a second effect).
         decided, after_commit = dict.fromkeys(chunk, error), []
+    except Exception as error:
+        if committing:  # the commit's outcome is unknown, as above
+            decided, after_commit = dict.fromkeys(chunk, error), []
+        else:
+            # The server-side call failed (a fault of one of its records: nothing of the transaction
+            # commits); each record on its own, so that one fault never fails its neighbours.
+            decided, after_commit = {}, list(chunk)
     for index, outcome in decided.items():
         outcomes[index] = outcome
     for index in after_commit:
         outcomes[index] = _apply_alone(new_uow, items[index])
+
+
+def _apply_in_one_call(
+    uow: BatchUnitOfWork, items: Sequence[BatchItem], indexes: list[int], decided: dict[int, Outcome]
+) -> None:
+    if not indexes:
+        return
+    answers = uow.event_batches.apply([_record(items[index]) for index in indexes])
+    for index, answer in zip(indexes, answers, strict=True):
+        decided[index] = _outcome(items[index], answer)
 
 
 def _apply_in_savepoint(uow: BatchUnitOfWork, item: BatchItem) -> IngestionResult:
@@ -252,11 +298,105 @@ def _apply_in_savepoint(uow: BatchUnitOfWork, item: BatchItem) -> IngestionResul
 
 def _apply_alone(new_uow: Callable[[], BatchUnitOfWork], item: BatchItem) -> Outcome:
     try:
+        if item.action is not None:
+            return _call_alone(new_uow, item)
         if item.effect is None:
             return reject(new_uow(), item.receipt, item.rejection or "rejected")
         return ingest(new_uow(), item.receipt, item.effect)
     except Exception as error:
         return error
+
+
+def _call_alone(new_uow: Callable[[], BatchUnitOfWork], item: BatchItem) -> Outcome:
+    """The server-side call for one record, in a transaction of its own. Deadlocks, a lost race for
+    the event's key and a lost connection roll the attempt back and run it again."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            uow = new_uow()
+            with uow:
+                answer = uow.event_batches.apply([_record(item)])[0]
+                uow.commit()
+            return _outcome(item, answer)
+        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
+            if attempt == MAX_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record(item: BatchItem) -> EventRecord:
+    receipt = item.receipt
+    if item.action is None:  # pragma: no cover - only records with an action are sent
+        raise ValueError("the record has no action for the server-side call")
+    return EventRecord(
+        provider=receipt.provider,
+        event_id=receipt.event_id,
+        type=receipt.type,
+        payload=receipt.payload,
+        created_by=provider_principal(receipt.provider).subject,
+        action=item.action,
+    )
+
+
+def _outcome(item: BatchItem, answer: RecordOutcome) -> Outcome:
+    """The call's answer for one record as the disposition (or the retry-later error) it means."""
+    receipt, action = item.receipt, item.action
+    match answer.outcome:
+        case "applied":
+            snapshot = None
+            if isinstance(action, BalanceReport) and answer.row_id is not None:
+                snapshot = BalanceSnapshot(
+                    id=answer.row_id,
+                    wallet_id=_known(answer.wallet_id),
+                    provider=receipt.provider,
+                    event_id=receipt.event_id,
+                    currency=action.currency,
+                    reported_balance=action.balance,
+                    ledger_balance=_known(answer.ledger_balance),
+                    drift=action.balance - _known(answer.ledger_balance),
+                    reported_at=action.reported_at,
+                    created_at=answer.at,
+                )
+            effect = Effect(transaction_id=answer.transaction_id, hold_id=answer.hold_id, snapshot=snapshot)
+            return IngestionResult(Disposition.APPLIED, effect)
+        case "duplicate":
+            return IngestionResult(Disposition.DUPLICATE)
+        case "rejected":
+            return IngestionResult(Disposition.REJECTED, reason=answer.reason)
+        case "unresolved":
+            unresolved = UnresolvedSettlement(
+                id=_known(answer.row_id),
+                provider=receipt.provider,
+                event_id=receipt.event_id,
+                hold_id=_known(answer.hold_id),
+                wallet_id=_known(answer.wallet_id),
+                amount=_known(answer.amount),
+                currency=_known(answer.currency),
+                reason=_known(answer.reason),
+                created_at=answer.at,
+            )
+            return IngestionResult(
+                Disposition.UNRESOLVED,
+                Effect(hold_id=answer.hold_id, unresolved=unresolved),
+                reason=answer.reason,
+            )
+        case "wallet_not_found" if isinstance(action, Deposit | BalanceReport):
+            named = (
+                action.wallet_id
+                if action.wallet_id is not None
+                else f"with external_ref {action.external_ref!r}"
+            )
+            return errors.NotFoundError(f"Wallet {named} was not found (yet).")
+        case "hold_not_found" if isinstance(action, Settlement | PayoutFailure):
+            # A settlement that names its currency is checked against the hold's wallet first.
+            yet = " (yet)" if isinstance(action, Settlement) and action.currency is not None else ""
+            return errors.NotFoundError(f"Hold {action.hold_id} was not found{yet}.")
+    raise AssertionError(f"wallet_apply_provider_events answered {answer.outcome!r}")  # pragma: no cover
+
+
+def _known(value: T | None) -> T:
+    if value is None:  # pragma: no cover - the function sets it with this outcome
+        raise AssertionError("wallet_apply_provider_events left out a value of its outcome")
+    return value
 
 
 def provider_rejection(
@@ -297,99 +437,6 @@ def _recorded_rejection(uow: IngestionUnitOfWork, receipt: EventReceipt, reason:
     if not recorded:
         return IngestionResult(Disposition.DUPLICATE)
     return IngestionResult(Disposition.REJECTED, reason=reason)
-
-
-def _resolve(uow: IngestionUnitOfWork, ref: WalletRef) -> Wallet:
-    wallet = (
-        uow.wallets.get(ref.wallet_id)
-        if ref.wallet_id is not None
-        else uow.wallets.get_by_external_ref(ref.external_ref or "")
-    )
-    if wallet is None:
-        named = ref.wallet_id if ref.wallet_id is not None else f"with external_ref {ref.external_ref!r}"
-        raise errors.NotFoundError(f"Wallet {named} was not found (yet).")
-    return wallet
-
-
-# The effects, one per event type. Each reuses the API's use case, so the ledger rules are one.
-
-
-def settle_deposit(
-    uow: IngestionUnitOfWork,
-    principal: Principal,
-    *,
-    wallet: WalletRef,
-    amount: int,
-    currency: str,
-    memo: ledger.Memo,
-) -> Effect:
-    target = _resolve(uow, wallet)
-    target.ensure_currency(currency)  # a wallet's currency never changes: no lock needed to check it
-    return Effect(transaction=ledger.credit_wallet(uow, principal, target.id, amount, memo))
-
-
-def settle_withdrawal(
-    uow: IngestionUnitOfWork,
-    principal: Principal,
-    *,
-    receipt: EventReceipt,
-    hold_id: uuid.UUID,
-    amount: int | None,
-    currency: str | None = None,
-) -> Effect:
-    """Settlements are facts: posted, or recorded for an operator when the wallet cannot cover a
-    hold that lapsed before the provider paid it out (never rejected for that)."""
-    if currency is not None:
-        hold = uow.holds.get(hold_id)
-        if hold is None:
-            raise errors.NotFoundError(f"Hold {hold_id} was not found (yet).")
-        _resolve(uow, WalletRef(wallet_id=hold.wallet_id)).ensure_currency(currency)
-    outcome = holds.settle_hold(
-        uow,
-        principal,
-        hold_id,
-        amount=amount,
-        metadata={"provider": receipt.provider, "event_id": receipt.event_id},
-    )
-    if isinstance(outcome, holds.UncoveredSettlement):
-        recorded = uow.unresolved_settlements.add(
-            provider=receipt.provider,
-            event_id=receipt.event_id,
-            hold_id=outcome.hold.id,
-            wallet_id=outcome.wallet_id,
-            amount=outcome.amount,
-            currency=outcome.currency,
-            reason=outcome.reason,
-        )
-        return Effect(hold_id=hold_id, unresolved=recorded)
-    return Effect(transaction=outcome, hold_id=hold_id)
-
-
-def fail_withdrawal(uow: IngestionUnitOfWork, principal: Principal, *, hold_id: uuid.UUID) -> Effect:
-    return Effect(hold_id=holds.void_hold(uow, principal, hold_id).id)
-
-
-def report_balance(
-    uow: IngestionUnitOfWork,
-    principal: Principal,
-    *,
-    receipt: EventReceipt,
-    wallet: WalletRef,
-    balance: int,
-    currency: str,
-    reported_at: datetime,
-) -> Effect:
-    target = _resolve(uow, wallet)
-    target.ensure_currency(currency)
-    snapshot = uow.balance_snapshots.add(
-        wallet_id=target.id,
-        provider=receipt.provider,
-        event_id=receipt.event_id,
-        currency=currency,
-        reported_balance=balance,
-        reported_at=reported_at,
-    )
-    return Effect(snapshot=snapshot)
 
 
 def list_balance_snapshots(

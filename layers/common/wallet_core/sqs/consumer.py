@@ -1,5 +1,5 @@
-"""The ingestion queue's consumer: a batch of records is applied in few database transactions (a
-savepoint per record, see service.ingestion.ingest_batch); a record that may apply later (or met a
+"""The ingestion queue's consumer: a batch of records is applied in few database transactions (one
+server-side call each, see service.ingestion.ingest_batch); a record that may apply later (or met a
 database failure) is reported in batchItemFailures so SQS delivers it again, and one bad record never
 fails the rest of its batch."""
 
@@ -12,12 +12,19 @@ from typing import Any
 from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 
+from wallet_core.adapters.event_batches import (
+    Action,
+    BalanceReport,
+    Deposit,
+    PayoutFailure,
+    Rejection,
+    Settlement,
+)
 from wallet_core.adapters.uow import SqlUnitOfWork
 from wallet_core.config import get_settings
 from wallet_core.domain import errors
 from wallet_core.service import ingestion
-from wallet_core.service.ingestion import BatchItem, Disposition, EventEffect, IngestionResult, WalletRef
-from wallet_core.service.ledger import Memo
+from wallet_core.service.ingestion import BatchItem, Disposition, IngestionResult
 from wallet_core.sqs.schemas import (
     BalanceReported,
     DepositSettled,
@@ -95,52 +102,45 @@ def _item(record: dict[str, Any]) -> tuple[BatchItem, dict[str, str]] | None:
     if refused is not None:
         receipt, reason = refused
         context["provider"] = receipt.provider
-        return BatchItem(receipt, rejection=reason), context
+        return BatchItem(receipt, action=Rejection(reason)), context
     if isinstance(message, Invalid):
-        return BatchItem(receipt, rejection=message.reason), context
-    return BatchItem(receipt, effect=effect_of(message)), context
+        return BatchItem(receipt, action=Rejection(message.reason)), context
+    return BatchItem(receipt, action=action_of(message)), context
 
 
-def effect_of(message: Valid) -> EventEffect:
+def action_of(message: Valid) -> Action:
+    """What the event asks of the ledger; its rules are in the server-side function that applies it
+    (migrations/versions/0005_provider_event_batches.py)."""
     event = message.event
     provider = message.receipt.provider  # normalised
+    # What the posted transaction's metadata says about where it came from.
+    origin = {"provider": provider, "event_id": event.event_id}
     match event:
         case DepositSettled():
-            memo = Memo(
+            return Deposit(
+                wallet_id=event.wallet_id,
+                external_ref=event.external_ref,
+                amount=event.amount,
+                currency=event.currency,
                 reference=event.reference,
                 description=f"deposit.settled from {provider}",
-                metadata={"provider": provider, "event_id": event.event_id},
-            )
-            return lambda uow, principal: ingestion.settle_deposit(
-                uow,
-                principal,
-                wallet=WalletRef(event.wallet_id, event.external_ref),
-                amount=event.amount,
-                currency=event.currency,
-                memo=memo,
+                metadata=origin,
             )
         case WithdrawalSettled():
-            return lambda uow, principal: ingestion.settle_withdrawal(
-                uow,
-                principal,
-                receipt=message.receipt,
-                hold_id=event.hold_id,
-                amount=event.amount,
-                currency=event.currency,
+            return Settlement(
+                hold_id=event.hold_id, amount=event.amount, currency=event.currency, metadata=origin
             )
         case WithdrawalFailed():
-            return lambda uow, principal: ingestion.fail_withdrawal(uow, principal, hold_id=event.hold_id)
+            return PayoutFailure(hold_id=event.hold_id)
         case BalanceReported():
-            return lambda uow, principal: ingestion.report_balance(
-                uow,
-                principal,
-                receipt=message.receipt,
-                wallet=WalletRef(event.wallet_id, event.external_ref),
+            return BalanceReport(
+                wallet_id=event.wallet_id,
+                external_ref=event.external_ref,
                 balance=event.balance,
                 currency=event.currency,
                 reported_at=event.occurred_at,
             )
-    raise AssertionError(f"no effect for {type(event).__name__}")  # pragma: no cover
+    raise AssertionError(f"no action for {type(event).__name__}")  # pragma: no cover
 
 
 def _report_failure(error: Exception, context: dict[str, str]) -> None:
