@@ -7,10 +7,9 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import create_engine
 
 from wallet_core.adapters import uow as uow_module
-from wallet_core.adapters.db import _normalise
+from wallet_core.adapters.db import ConnectionPool
 from wallet_core.adapters.uow import SqlUnitOfWork
 from wallet_core.domain import errors
 from wallet_core.service import idempotency
@@ -20,11 +19,10 @@ APP_NAME = "wallet-connection-loss-test"
 
 @pytest.fixture
 def engine(database_url):
-    engine = create_engine(
-        _normalise(database_url), pool_size=1, max_overflow=0, connect_args={"application_name": APP_NAME}
-    )
-    yield engine
-    engine.dispose()
+    """A pool of one connection, as in a Lambda container."""
+    pool = ConnectionPool(database_url, size=1, connect_args={"application_name": APP_NAME})
+    yield pool
+    pool.dispose()
 
 
 def _open_then_kill(engine, db) -> SqlUnitOfWork:

@@ -23,7 +23,7 @@ log = logging.getLogger("local_runtime")
 
 MIGRATION_FUNCTION = "MigrationFunction"
 # One process serves every function (and SQS batches) concurrently, where Lambda would give each
-# its own container with a pool of one: the shared engine needs a few connections.
+# its own container with a pool of one: the shared pool needs a few connections.
 LOCAL_POOL_SIZE = "10"
 ADMIN_SUB = "operator-1"
 USER_SUB = "user-1"
@@ -120,14 +120,14 @@ def local_environment(
 
 def apply_environment(environment: dict[str, str]) -> None:
     os.environ.update(environment)
-    # The shared layer caches settings and the engine on first use; a fresh start reads ours.
+    # The shared layer caches settings and the connection pool on first use; a fresh start reads ours.
     db = sys.modules.get("wallet_core.adapters.db")
     config = sys.modules.get("wallet_core.config")
-    if db is not None and hasattr(db, "get_engine"):
+    if db is not None and hasattr(db, "get_pool"):
         with contextlib.suppress(Exception):
-            if db.get_engine.cache_info().currsize:
-                db.get_engine().dispose()
-            db.get_engine.cache_clear()
+            if db.get_pool.cache_info().currsize:
+                db.get_pool().dispose()
+            db.get_pool.cache_clear()
     if config is not None and hasattr(config, "get_settings"):
         config.get_settings.cache_clear()
 
@@ -148,10 +148,10 @@ def migrate(host: FunctionHost) -> dict[str, Any]:
 
 def dispose_engine() -> None:
     db = sys.modules.get("wallet_core.adapters.db")
-    if db is not None and hasattr(db, "get_engine"):
+    if db is not None and hasattr(db, "get_pool"):
         with contextlib.suppress(Exception):
-            if db.get_engine.cache_info().currsize:
-                db.get_engine().dispose()
+            if db.get_pool.cache_info().currsize:
+                db.get_pool().dispose()
 
 
 def runtime_file(state_dir: Path) -> Path:
