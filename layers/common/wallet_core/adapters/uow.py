@@ -37,7 +37,22 @@ def _alive(pooled: PooledConnection) -> bool:
     return True
 
 
-class SqlUnitOfWork:
+class _ExitWith:
+    """A `with` block of this module that only looks at the exception it ends with (`_exit`)."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._exit(exc)
+
+    def _exit(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+
+class SqlUnitOfWork(_ExitWith):
     wallets: WalletRepository
     ledger: LedgerRepository
     idempotency: IdempotencyRepository
@@ -85,12 +100,7 @@ class SqlUnitOfWork:
         self.unresolved_settlements = UnresolvedSettlementRepository(session)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         pooled, self._pooled = self._pooled, None
         source, self._source = self._source, None
         session, self._session = self._session, None
@@ -130,7 +140,7 @@ class SqlUnitOfWork:
         session.commit()  # the deferred writes and COMMIT, one round trip
 
 
-class Savepoint:
+class Savepoint(_ExitWith):
     """One record's share of a batch transaction: `with uow.savepoint():` undoes what the block wrote
     when it raises, and only that, so the records before it still commit with the batch; `rollback()`
     undoes it and carries on in the same savepoint (to record a rejection instead).
@@ -150,12 +160,7 @@ class Savepoint:
         self._session.defer(f"SAVEPOINT {self._NAME}", {}, prepare=False)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         if exc is None:
             self._session.defer(f"RELEASE SAVEPOINT {self._NAME}", {}, prepare=False)
             try:
