@@ -79,3 +79,17 @@ def test_a_connection_idle_for_long_is_pinged_and_replaced_before_use(engine, db
     # When a plain read starts, Then the ping notices and it runs on a new connection
     with uow:
         assert uow.wallets.get(uuid.uuid4()) is None
+
+
+def test_a_live_connection_idle_for_long_passes_the_ping_and_is_kept(engine, db, monkeypatch):
+    # Given a pooled connection that is alive, idle for longer than the ping threshold
+    uow = SqlUnitOfWork(engine)
+    with uow:
+        uow.wallets.get(uuid.uuid4())
+        before = uow.wallets._session.connection.info.backend_pid
+    monkeypatch.setattr(uow_module, "IDLE_PING_SECONDS", 0.0)
+
+    # When the next unit of work starts, Then the ping answers and the same server session serves it
+    with uow:
+        assert uow.wallets.get(uuid.uuid4()) is None
+        assert uow.wallets._session.connection.info.backend_pid == before
