@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote, urlencode
 
 from wallet_core.config import Settings, get_settings
@@ -330,19 +330,6 @@ def _iam_login(login: Login) -> psycopg.Connection:
     return login({"password": params["password"]})
 
 
-Engine = TypeVar("Engine")  # sqlalchemy.Engine, never imported here
-
-
-def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
-    """For the migration function's SQLAlchemy engine: with IAM database auth, every new connection
-    of it signs a token as its password. (SQLAlchemy is imported here, never by a request.)"""
-    if settings.database_iam_auth and not settings.database_url:
-        from sqlalchemy import event
-
-        event.listen(engine, "do_connect", _with_iam_token)
-    return engine
-
-
 @functools.cache
 def _rds_client() -> Any:  # a boto3 client: boto3 ships no types
     # Only IAM-auth deployments pay for boto3, and only when they first connect.
@@ -352,22 +339,17 @@ def _rds_client() -> Any:  # a boto3 client: boto3 ships no types
 
 
 def _with_iam_token(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-    """A fresh token for a new connection (a SQLAlchemy `do_connect` listener's signature, which the
-    migration function uses): tokens live 15 minutes, connections are recycled after 5, and
-    generating one is a local signature (no API call)."""
+    """A fresh token as `cparams["password"]`, for a new connection (the signature is that of a
+    SQLAlchemy `do_connect` listener, which the migration function's engine registers): tokens live
+    15 minutes, connections are recycled after 5, and generating one is a local signature."""
     cparams["password"] = _rds_client().generate_db_auth_token(
         DBHostname=cparams["host"], Port=int(cparams.get("port") or 5432), DBUsername=cparams["user"]
     )
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error, raised straight from psycopg or wrapped by SQLAlchemy (in
-    the migration function: its `orig` is psycopg's error)."""
-    if _is_psycopg_error(exc):
-        return exc.sqlstate
-    if _is_sqlalchemy_error(exc, "DBAPIError"):
-        return getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return None
+    """The SQLSTATE of a psycopg error (None for anything else)."""
+    return exc.sqlstate if _is_psycopg_error(exc) else None
 
 
 def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> TypeGuard[psycopg.Error]:
@@ -377,20 +359,11 @@ def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> TypeGuard[psyc
     return psycopg is not None and isinstance(exc, getattr(psycopg, kind))
 
 
-def _is_sqlalchemy_error(exc: BaseException, kind: str) -> bool:
-    # Only the migration function (and tests) load SQLAlchemy; a request never does.
-    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
-    return sqlalchemy_errors is not None and isinstance(exc, getattr(sqlalchemy_errors, kind))
-
-
 def is_disconnect(exc: BaseException) -> bool:
     """The connection itself failed (server gone, network, terminated backend)."""
     state = sqlstate(exc)
     if (state or "").startswith("08") or state in ("57P01", "57P02", "57P03"):
         return True
-    if _is_sqlalchemy_error(exc, "DBAPIError"):
-        invalidated = bool(getattr(exc, "connection_invalidated", False))
-        return invalidated or (_is_sqlalchemy_error(exc, "OperationalError") and state is None)
     return _is_psycopg_error(exc, "OperationalError") and state is None
 
 
