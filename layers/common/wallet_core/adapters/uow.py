@@ -49,7 +49,7 @@ class _ExitWith:
         self._exit(exc)
 
     def _exit(self, exc: BaseException | None) -> None:
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover - every subclass has its own
 
 
 class SqlUnitOfWork(_ExitWith):
