@@ -1,7 +1,7 @@
 """Where a transfer's time goes: `python -m bench.profile [--transfers 2000]`.
 
 One "container" (this process, pool_size 1, no concurrency) against a fresh embedded PostgreSQL:
-- round trips per transfer, counted twice: on the client (SQLAlchemy events plus the pre-ping) and on
+- round trips per transfer, counted twice: on the client (libpq's protocol trace) and on
   the server (log_statement = all, so BEGIN, COMMIT and pings count too);
 - latency of the handler call with nothing else running;
 - cProfile of N transfers: top functions by cumulative time, and self time summed per package.
@@ -62,26 +62,12 @@ def _load(server: pgserver.EmbeddedPostgres) -> tuple[str, Callable[[], int]]:
 
 
 def client_round_trips(one: Callable[[], int], sample: int = 100) -> None:
-    from unittest import mock
+    from bench.workload import count_round_trips
 
-    from sqlalchemy import event
-
-    from wallet_core.adapters.db import get_engine
-
-    engine = get_engine()
-    counts: Counter[str] = Counter()
-    for name in ("begin", "commit", "rollback"):
-        event.listen(engine, name, lambda *_, name=name: counts.update([name]))
-    event.listen(engine, "before_cursor_execute", lambda *_: counts.update(["statement"]))
-    # The dialect's ping, wrapped for this run only (it still pings): SQLAlchemy has no event for it.
-    with mock.patch.object(engine.dialect, "do_ping", wraps=engine.dialect.do_ping) as ping:
-        for _ in range(sample):
-            one()
-    if ping.call_count:
-        counts["pre-ping"] = ping.call_count
-    print(f"client side (SQLAlchemy events), per transfer (mean of {sample}):")
-    for name, count in sorted(counts.items()):
-        print(f"  {name:<10} {count / sample:.2f}")
+    round_trips = count_round_trips(one, sample)
+    print(
+        f"client side (libpq protocol trace), per transfer (mean of {sample}): {round_trips:.2f} round trips"
+    )
 
 
 def _set_log_statement(server: pgserver.EmbeddedPostgres, database: str, value: str | None) -> None:
@@ -96,12 +82,12 @@ def _set_log_statement(server: pgserver.EmbeddedPostgres, database: str, value: 
 
 def server_round_trips(server: pgserver.EmbeddedPostgres, url: str, one: Callable[[], int]) -> None:
     """Every statement a fresh connection sends, as PostgreSQL logs it (BEGIN, COMMIT, pings too)."""
-    from wallet_core.adapters.db import get_engine
+    from wallet_core.adapters.db import get_pool
 
     log_path = server.data_dir / "server.log"
     database = url.rsplit("/", 1)[1]
     _set_log_statement(server, database, "all")
-    get_engine().dispose()
+    get_pool().dispose()
     one()  # reconnects with logging on
     start = log_path.stat().st_size
     logged = 10
@@ -112,7 +98,7 @@ def server_round_trips(server: pgserver.EmbeddedPostgres, url: str, one: Callabl
         log.seek(start)
         text = log.read()
     _set_log_statement(server, database, None)
-    get_engine().dispose()
+    get_pool().dispose()
     one()
     # One log entry per line that starts with the default log_line_prefix's timestamp.
     entries = [re.sub(r"\s+", " ", entry) for entry in re.split(r"\n(?=\d{4}-\d\d-\d\d )", text)]

@@ -354,17 +354,16 @@ def warm_run(
 def count_round_trips(call: Any, times: int) -> float:
     """Round trips per call: libpq logs every protocol message it sends (F) and receives (B); each
     switch from sending to receiving is one wait for the server, however many statements a
-    pipeline carried. Reads the connection of the container's engine (pool_size 1: the one every
-    call uses)."""
+    pipeline carried. Reads the connection of the container's pool (size 1: the one every call
+    uses)."""
     from psycopg.pq import Trace
 
-    from wallet_core.adapters.db import get_engine
+    from wallet_core.adapters.db import get_pool
 
-    with get_engine().connect() as connection:
-        driver = connection.connection.driver_connection
-        if driver is None:  # only an invalidated connection has none
-            raise RuntimeError("the pooled connection has no driver connection")
-        pgconn = driver.pgconn
+    pool = get_pool()
+    pooled = pool.checkout()
+    pool.checkin(pooled)
+    pgconn = pooled.connection.pgconn
     with tempfile.TemporaryFile() as trace:
         pgconn.trace(os.dup(trace.fileno()))  # libpq gets its own descriptor (it never closes it)
         pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)

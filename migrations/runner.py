@@ -24,10 +24,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy import Engine, create_engine, event, pool, text
 
-from wallet_core.adapters.db import resolve_database_url, use_iam_tokens
-from wallet_core.config import get_settings
+from wallet_core.adapters.db import _with_iam_token, resolve_database_url
+from wallet_core.config import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 # Arbitrary but fixed: every migration run of this service contends for the same lock.
@@ -51,6 +51,14 @@ def head_revision() -> str:
 def database_url_for_migrations() -> str:
     """The writer's URL (DATABASE_HOST points the migration function at the writer, not the proxy)."""
     return resolve_database_url(get_settings())
+
+
+def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
+    """With IAM database auth, every new connection of the engine signs a fresh token as its
+    password (the service's connections do the same without SQLAlchemy: wallet_core.adapters.db)."""
+    if settings.database_iam_auth and not settings.database_url:
+        event.listen(engine, "do_connect", _with_iam_token)
+    return engine
 
 
 def _engine(database_url: str) -> Engine:

@@ -70,15 +70,15 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 def reset_caches() -> None:
     from wallet_core.adapters import db
-    from wallet_core.adapters.db import get_engine
+    from wallet_core.adapters.db import get_pool
     from wallet_core.config import get_settings
 
     if hasattr(db, "_secrets_client"):
         db._secrets_client.cache_clear()  # its region and credentials come from the environment
 
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-    get_engine.cache_clear()
+    if get_pool.cache_info().currsize:
+        get_pool().dispose()
+    get_pool.cache_clear()
     get_settings.cache_clear()
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ADMIN, _libpq, reset_caches
@@ -24,7 +23,7 @@ def test_a_500_log_carries_no_sql_parameters(api, monkeypatch, caplog, capsys):
     from wallet_core.adapters.repositories import WalletRepository
 
     def failing_add(self, **kwargs):
-        self._connection.execute(text("SELECT CAST(:secret AS text), 1 / 0"), {"secret": MARKER})
+        self._session.fetch("SELECT CAST(%(secret)s AS text), 1 / 0", {"secret": MARKER})
 
     monkeypatch.setattr(WalletRepository, "add", failing_add)
 
@@ -153,7 +152,7 @@ def test_a_rotated_password_is_fetched_again_and_the_warm_container_reconnects(
                 SecretId=arn, SecretString=json.dumps({**secret, "password": "after-rotation"})
             )
             db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
-            database.get_engine().dispose()
+            database.get_pool().dispose()
 
             # Then the next request still works: the secret is read again, past the cache
             with SqlUnitOfWork() as uow:
@@ -317,8 +316,6 @@ def tls_server(tmp_path_factory):
 def _connect_as_in_aws(server, host: str, **settings) -> Exception:
     """Connect the way the service does in AWS (secret, verify-full); the server always hangs up
     after the handshake, so this returns the error the client ends with."""
-    import sqlalchemy
-
     from wallet_core.adapters import db
     from wallet_core.config import Settings
 
@@ -329,13 +326,10 @@ def _connect_as_in_aws(server, host: str, **settings) -> Exception:
         url = db.resolve_database_url(Settings(database_secret_arn="arn:secret", **settings))
     finally:
         db._secret_from_extension = original
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with pytest.raises(sqlalchemy.exc.OperationalError) as raised:
-            engine.connect()
-        return raised.value
-    finally:
-        engine.dispose()
+    pool = db.ConnectionPool(url, size=1, connect_args={})
+    with pytest.raises(psycopg.OperationalError) as raised:
+        pool.checkout()
+    return raised.value
 
 
 def test_verify_full_accepts_the_certificate_of_a_trusted_ca_for_the_right_host(tls_server):

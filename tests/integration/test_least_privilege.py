@@ -19,18 +19,18 @@ def as_app(database_url: str):
 
 
 def test_the_service_connects_as_a_member_of_wallet_app_without_superpowers(database_url):
-    from sqlalchemy import text
+    from wallet_core.adapters.db import get_pool
 
-    from wallet_core.adapters.db import get_engine
-
-    with get_engine().connect() as connection:
-        user, member, superuser, owns = connection.execute(
-            text(
-                "SELECT current_user, pg_has_role(current_user, 'wallet_app', 'member'),"
-                " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),"
-                " (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user)"
-            )
-        ).one()
+    pool = get_pool()
+    pooled = pool.checkout()
+    try:
+        user, member, superuser, owns = pooled.connection.execute(
+            "SELECT current_user, pg_has_role(current_user, 'wallet_app', 'member'),"
+            " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),"
+            " (SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user)"
+        ).fetchone()
+    finally:
+        pool.checkin(pooled)
     assert (member, superuser, owns) == (True, False, 0), user
 
 

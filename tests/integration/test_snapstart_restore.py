@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import snapshot_restore_py
-from sqlalchemy import text
 
 from tests.infrastructure import sam
 from wallet_core.adapters import db as adapters_db
@@ -41,7 +40,7 @@ def test_importing_the_adapters_registers_the_snapstart_hooks():
 
 @pytest.fixture
 def one_connection_pool(database_url, monkeypatch):
-    """As in Lambda (DB_POOL_SIZE=1): the warm engine's pool holds exactly one connection."""
+    """As in Lambda (DB_POOL_SIZE=1): the warm process holds exactly one connection."""
     from tests.conftest import reset_caches
 
     monkeypatch.setenv("DB_POOL_SIZE", "1")
@@ -51,9 +50,9 @@ def one_connection_pool(database_url, monkeypatch):
     reset_caches()
 
 
-def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(one_connection_pool, db):
-    # Given a warm engine, its pool holding a connection made before the snapshot
-    before = adapters_db.get_engine()
+def test_the_hook_drops_the_warm_pool_and_the_next_request_connects_afresh(one_connection_pool, db):
+    # Given a warm pool, holding a connection made before the snapshot
+    before = adapters_db.get_pool()
     pid_before = _backend_pid()
     assert _backend_pid() == pid_before  # warm: the pooled connection is reused
 
@@ -61,29 +60,33 @@ def test_the_hook_drops_the_warm_engine_and_the_next_request_connects_afresh(one
     for hook, args, kwargs in list(snapshot_restore_py._after_restore_registry):
         hook(*args, **kwargs)
 
-    # Then the next request gets a new engine and a new server session
-    after = adapters_db.get_engine()
+    # Then the next request gets a new pool and a new server session
+    after = adapters_db.get_pool()
     assert after is not before
     pid_after = _backend_pid()
     assert pid_after != pid_before
-    with after.connect() as connection:
-        assert connection.execute(text("SELECT 1")).scalar() == 1
+    pooled = after.checkout()
+    try:
+        assert pooled.connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        after.checkin(pooled)
     alive = db.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid_after,)).fetchone()[0]
     assert alive == 1
 
 
 def test_the_driver_is_loaded_before_the_snapshot_without_connecting():
     # A fresh interpreter, as at init: importing the layer does not load the driver; the
-    # before-snapshot hook does, and creates no engine (so opens no connection).
+    # before-snapshot hook does (SQLAlchemy is never loaded), and creates no pool (so opens no
+    # connection).
     script = """
 import sys
 import snapshot_restore_py
 from wallet_core.adapters import db
-loaded = lambda: ["psycopg" in sys.modules, "sqlalchemy.dialects.postgresql.psycopg" in sys.modules]
+loaded = lambda: ["psycopg" in sys.modules, "sqlalchemy" in sys.modules]
 print(loaded())
 for hook, args, kwargs in snapshot_restore_py._before_snapshot_registry:
     hook(*args, **kwargs)
-print(loaded(), db.get_engine.cache_info().currsize)
+print(loaded(), db.get_pool.cache_info().currsize)
 """
     layer = str(Path(__file__).resolve().parents[2] / "layers" / "common")
     result = subprocess.run(
@@ -95,7 +98,7 @@ print(loaded(), db.get_engine.cache_info().currsize)
         env={**os.environ, "PYTHONPATH": layer},
     )
 
-    assert result.stdout.splitlines() == ["[False, False]", "[True, True] 0"]
+    assert result.stdout.splitlines() == ["[False, False]", "[True, False] 0"]
 
 
 def test_the_hook_forgets_cached_aws_clients_and_reseeds_random(monkeypatch):

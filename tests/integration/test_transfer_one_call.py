@@ -22,10 +22,12 @@ def round_trips() -> Iterator[Callable[[], int]]:
     trace: every switch from messages sent (F) to messages received (B) is one round trip."""
     from psycopg.pq import Trace
 
-    from wallet_core.adapters.db import get_engine
+    from wallet_core.adapters.db import get_pool
 
-    with get_engine().connect() as connection:
-        pgconn = connection.connection.driver_connection.pgconn
+    pool = get_pool()
+    pooled = pool.checkout()  # the connection the next request takes (the most recently used)
+    pool.checkin(pooled)
+    pgconn = pooled.connection.pgconn
     with tempfile.TemporaryFile() as trace:
         pgconn.trace(os.dup(trace.fileno()))
         pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
@@ -165,9 +167,7 @@ def test_a_transfer_whose_key_is_held_by_a_request_in_flight_answers_409_after_t
 
 def test_a_response_rendered_differently_after_the_call_is_the_one_stored(api, db, pair, database_url):
     # Given a renderer that does not give the same body twice (the stored one must be what was sent)
-    from sqlalchemy import create_engine
-
-    from wallet_core.adapters.db import _normalise
+    from wallet_core.adapters.db import ConnectionPool
     from wallet_core.adapters.uow import SqlUnitOfWork
     from wallet_core.domain.principal import Principal
     from wallet_core.http.presenters import timestamp
@@ -175,7 +175,7 @@ def test_a_response_rendered_differently_after_the_call_is_the_one_stored(api, d
 
     source, destination = pair
     renders = itertools.count(1)
-    engine = create_engine(_normalise(database_url), pool_size=1, max_overflow=0)
+    engine = ConnectionPool(database_url, size=1, connect_args={})
     request = idempotency.IdempotentRequest(principal=ALICE["sub"], key=str(uuid.uuid4()), fingerprint="f")
     try:
         # When a transfer runs through the idempotent executor with it

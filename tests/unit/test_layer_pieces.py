@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 import sqlalchemy
-from sqlalchemy.exc import DBAPIError, OperationalError
 
+import runner
 from wallet_core.adapters import db
 from wallet_core.config import Settings
 from wallet_core.domain import errors
@@ -110,7 +110,7 @@ def test_iam_auth_connects_as_the_user_with_a_fresh_token_as_password(monkeypatc
     )
 
     url = db.resolve_database_url(settings)
-    engine = db.use_iam_tokens(sqlalchemy.create_engine(url), settings)
+    engine = runner.use_iam_tokens(sqlalchemy.create_engine(url), settings)
     params = {"host": "proxy.internal", "port": 5432, "user": "wallet_app"}
     db._with_iam_token(None, None, [], params)
 
@@ -125,21 +125,15 @@ def test_iam_auth_without_host_or_user_is_a_clear_503_and_a_url_wins_over_it():
     with pytest.raises(errors.ServiceUnavailableError, match="DATABASE_HOST and DATABASE_USER"):
         db.resolve_database_url(Settings(database_iam_auth=True, database_host="h"))
     settings = Settings(database_iam_auth=True, database_url="postgresql://u@h/d")
-    engine = db.use_iam_tokens(sqlalchemy.create_engine(db.resolve_database_url(settings)), settings)
+    engine = runner.use_iam_tokens(sqlalchemy.create_engine(db.resolve_database_url(settings)), settings)
     assert not sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
 
 
-def _driver_error(sqlstate: str | None, cls=DBAPIError):
-    orig = psycopg.Error("boom")
+def _driver_error(sqlstate: str | None, cls: type[psycopg.Error] = psycopg.Error) -> psycopg.Error:
+    error = cls("boom")
     if sqlstate:
-        orig.sqlstate = sqlstate  # psycopg sets it from the server; here we fake the server
-    return cls("SELECT 1", {}, orig)
-
-
-class _FakeDriverError(Exception):
-    def __init__(self, sqlstate):
-        super().__init__("boom")
-        self.sqlstate = sqlstate
+        error.sqlstate = sqlstate  # psycopg sets it from the server; here we fake the server
+    return error
 
 
 @pytest.mark.parametrize(
@@ -155,13 +149,13 @@ class _FakeDriverError(Exception):
     ],
 )
 def test_driver_errors_translate_to_domain_errors(sqlstate, expected):
-    exc = DBAPIError("SELECT 1", {}, _FakeDriverError(sqlstate))
+    exc = _driver_error(sqlstate)
 
     assert isinstance(db.translate_error(exc), expected)
 
 
 def test_a_connection_failure_without_sqlstate_is_unavailability():
-    exc = OperationalError("connect", {}, _FakeDriverError(None))
+    exc = _driver_error(None, psycopg.OperationalError)
 
     assert isinstance(db.translate_error(exc), errors.ServiceUnavailableError)
     assert db.translate_error(ValueError("not a driver error")) is None

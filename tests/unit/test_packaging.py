@@ -18,3 +18,11 @@ def test_alembic_ships_only_with_the_migration_function():
 
     assert "alembic" not in layer
     assert any(line.startswith("alembic") for line in _requirements(ROOT / "migrations/requirements.txt"))
+
+
+def test_sqlalchemy_ships_only_with_the_migration_function():
+    # The service reaches PostgreSQL through psycopg alone (test_cold_import.py checks the imports).
+    layer = " ".join(_requirements(ROOT / "layers/common/requirements.txt"))
+
+    assert "sqlalchemy" not in layer.lower()
+    assert any(line.startswith("sqlalchemy") for line in _requirements(ROOT / "migrations/requirements.txt"))

@@ -7,8 +7,6 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection
-
 from wallet_core.adapters.session import RawSession
 
 if TYPE_CHECKING:
@@ -23,25 +21,44 @@ def _field_names(model: type[DataclassInstance]) -> tuple[str, ...]:
 
 
 def from_row(model: type[T], row: Sequence[Any], **convert: Callable[[Any], Any]) -> T:
-    """`model` from a row that has a column for each of its fields: by name when the row has names
-    (SQLAlchemy), else by position in the field order (the raw driver's tuples; columns after the
-    fields are left out). `convert` turns a column's value into its field's type (an enum)."""
+    """`model` from a row whose first columns are its fields, in the order the model declares them
+    (columns after them are left out). `convert` turns a column's value into its field's type (an
+    enum)."""
     names = _field_names(model)
-    mapping = getattr(row, "_mapping", None)
-    values = (
-        {name: mapping[name] for name in names}
-        if mapping is not None
-        else dict(zip(names, row[: len(names)], strict=True))
-    )
+    values = dict(zip(names, row[: len(names)], strict=True))
     for name, to_type in convert.items():
         values[name] = to_type(values[name])
     return model(**values)
 
 
 class Repository:
-    """Works on the unit of work's connection: SQLAlchemy Core for most statements, the raw session
-    (prepared, pipelined, deferred to the commit) for those of the hot paths."""
+    """Works on the unit of work's raw session: SQL text, prepared, pipelined, and deferred to the
+    commit where nothing reads the result before it."""
 
-    def __init__(self, connection: Connection, session: RawSession) -> None:
-        self._connection = connection
+    def __init__(self, session: RawSession) -> None:
         self._session = session
+
+
+@dataclasses.dataclass(frozen=True)
+class NewestFirst:
+    """A listing newest first, by (created_at, id) of the table aliased `alias`: the first page, and
+    the pages after a cursor (the previous page's last created_at and id)."""
+
+    first: str
+    after: str
+
+    @classmethod
+    def of(cls, query: str, alias: str) -> NewestFirst:
+        """`query` ends with its WHERE clause; the order, the cursor and the limit are added here."""
+        order = f" ORDER BY {alias}.created_at DESC, {alias}.id DESC LIMIT %(limit)s"
+        cursor = f" AND ({alias}.created_at, {alias}.id) < (%(after_at)s, %(after_id)s)"
+        return cls(query + order, query + cursor + order)
+
+    def fetch(
+        self, session: RawSession, params: dict[str, Any], *, limit: int, after: tuple[Any, Any] | None
+    ) -> list[tuple[Any, ...]]:
+        if after is None:
+            return session.fetch(self.first, {**params, "limit": limit})
+        return session.fetch(
+            self.after, {**params, "limit": limit, "after_at": after[0], "after_id": after[1]}
+        )

@@ -1,4 +1,12 @@
-"""The engine (one per Lambda container) and the translation of driver errors into domain errors.
+"""The database connections of this process (one, in a Lambda container) and the translation of
+driver errors into domain errors. psycopg only: SQLAlchemy is for Alembic and the migration function.
+
+A Lambda container serves one request at a time, so a process keeps its connections itself
+(`ConnectionPool`, `DB_POOL_SIZE` of them, one in AWS) instead of paying for a pool library at every
+cold start. A connection is opened on first use, reused by every request after it, replaced after
+`RECYCLE_SECONDS`, pinged by the unit of work only after it sat idle (`uow.IDLE_PING_SECONDS`), and
+thrown away when it broke. Every connection is in autocommit mode: the raw session (session.py)
+sends BEGIN, COMMIT and ROLLBACK itself, in the pipelines of the statements around them.
 
 In AWS the connection is TLS that verifies the server: `sslmode=verify-full` against the RDS CA
 bundle shipped in this layer (certs/rds-ca-bundle.pem: the RDS root CAs of every region, and the
@@ -6,6 +14,10 @@ Amazon Trust Services roots that RDS Proxy's certificates chain to). Credentials
 database secret, read once per container; when PostgreSQL refuses them (the secret was rotated),
 the secret is read again straight from Secrets Manager, past every cache, and the connection is
 retried once with it.
+
+Errors name neither the statement's values nor, in logs, anything but the server's message: psycopg
+never puts parameters into an error, and a statement that fails is noted on its error as
+"[SQL parameters hidden: hide_parameters]" (the setting SQLAlchemy had for the same purpose).
 
 With SnapStart, every execution environment of a version resumes from one snapshot taken after
 init: `drop_process_state` runs after each restore (registered with the runtime's
@@ -20,38 +32,63 @@ import logging
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
-
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from urllib.parse import quote, urlencode
 
 from wallet_core.config import Settings, get_settings
 from wallet_core.domain import errors
 
 if TYPE_CHECKING:
     import psycopg
-    from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
-    from sqlalchemy.pool import ConnectionPoolEntry
 
 logger = logging.getLogger(__name__)
 
 # SQLSTATEs after which the whole transaction can simply be run again.
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 LOCK_NOT_AVAILABLE = "55P03"
+UNIQUE_VIOLATION = "23505"
 # invalid_password, invalid_authorization_specification. A refused login carries no SQLSTATE in
 # psycopg (libpq reports it as text), hence the message check in `is_authentication_failure`.
 AUTHENTICATION_SQLSTATES = {"28P01", "28000"}
 
 RDS_CA_BUNDLE = Path(__file__).resolve().parents[1] / "certs" / "rds-ca-bundle.pem"
 
+# The service's URLs name the driver as SQLAlchemy does (postgresql+psycopg://), because the
+# migration function hands the same URL to Alembic; libpq is given it without the driver.
+DRIVER_SCHEME = "postgresql+psycopg"
+# A connection older than this is closed and replaced when it is next taken (as SQLAlchemy's
+# pool_recycle did): a proxy or a failover never finds one that lived for hours.
+RECYCLE_SECONDS = 300.0
+# How long a request waits for one of the process's connections (only a process that serves
+# requests concurrently, the local runtime or the tests, ever waits).
+CHECKOUT_TIMEOUT_SECONDS = 30.0
+HIDDEN_PARAMETERS_NOTE = "[SQL parameters hidden: hide_parameters]"
+
 
 def _normalise(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("postgresql", "postgres"):
+        return f"{DRIVER_SCHEME}://{rest}"
+    return url
+
+
+def libpq_url(url: str) -> str:
+    """The service's URL as libpq reads it (no driver in the scheme)."""
+    scheme, separator, rest = url.partition("://")
+    return f"postgresql://{rest}" if separator and scheme.startswith("postgres") else url
+
+
+def _url(
+    *, user: str, password: str | None, host: str, port: int, database: str, query: dict[str, str]
+) -> str:
+    login = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    address = f"[{host}]" if ":" in host else host
+    parameters = f"?{urlencode(query, quote_via=quote)}" if query else ""
+    return f"{DRIVER_SCHEME}://{login}@{address}:{port}/{quote(database, safe='')}{parameters}"
 
 
 def _secret_from_extension(secret_arn: str) -> dict[str, Any]:
@@ -78,16 +115,14 @@ def _tls(settings: Settings) -> dict[str, str]:
 
 
 def _secret_url(settings: Settings, secret: dict[str, Any], *, with_password: bool = True) -> str:
-    url = URL.create(
-        "postgresql+psycopg",
-        username=secret["username"],
+    return _url(
+        user=secret["username"],
         password=secret["password"] if with_password else None,
         host=settings.database_host or secret["host"],
         port=int(secret.get("port", 5432)),
         database=secret.get("dbname", "postgres"),
         query=_tls(settings),
     )
-    return url.render_as_string(hide_password=False)
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -96,15 +131,14 @@ def resolve_database_url(settings: Settings) -> str:
     if settings.database_iam_auth:
         if not (settings.database_host and settings.database_user):
             raise errors.ServiceUnavailableError("IAM database auth needs DATABASE_HOST and DATABASE_USER.")
-        url = URL.create(
-            "postgresql+psycopg",
-            username=settings.database_user,
+        return _url(
+            user=settings.database_user,
+            password=None,
             host=settings.database_host,
             port=settings.database_port,
             database=settings.database_name,
             query=_tls(settings),  # RDS refuses IAM tokens over a clear-text connection
         )
-        return url.render_as_string(hide_password=False)
     if settings.database_secret_arn:
         return _secret_url(settings, _secret_from_extension(settings.database_secret_arn))
     raise errors.ServiceUnavailableError("No database is configured (DATABASE_URL or DATABASE_SECRET_ARN).")
@@ -118,8 +152,11 @@ def _secrets_client() -> Any:  # a boto3 client: boto3 ships no types
     return boto3.client("secretsmanager")
 
 
+Login = Callable[[dict[str, Any]], "psycopg.Connection"]
+
+
 class SecretCredentials:
-    """The database secret of one engine: read through the extension once; read again from Secrets
+    """The database secret of one process: read through the extension once; read again from Secrets
     Manager itself (the extension may still serve the old value for its TTL) when a login fails."""
 
     def __init__(self, secret_arn: str) -> None:
@@ -137,7 +174,7 @@ class SecretCredentials:
         """The fresh secret, or None if it is still the one that was refused (nothing to retry)."""
         with self._lock:
             if self._secret is not None and self._secret.get("password") != refused.get("password"):
-                return self._secret  # another thread of this container already refreshed it
+                return self._secret  # another thread of this process already refreshed it
             response = _secrets_client().get_secret_value(SecretId=self._secret_arn)
             fresh: dict[str, Any] = json.loads(response["SecretString"])
             if fresh.get("username") == refused.get("username") and fresh.get("password") == refused.get(
@@ -147,19 +184,11 @@ class SecretCredentials:
             self._secret = fresh
             return fresh
 
-    def connect(
-        self,
-        dialect: Dialect,
-        connection_record: ConnectionPoolEntry,
-        cargs: tuple[Any, ...],
-        cparams: dict[str, Any],
-    ) -> DBAPIConnection:
-        """`do_connect` listener: log in with the current secret; once more with a fresh one if the
-        server refuses it."""
+    def connect(self, login: Login) -> psycopg.Connection:
+        """Log in with the current secret; once more with a fresh one if the server refuses it."""
         secret = self.current()
-        cparams.update(user=secret["username"], password=secret["password"])
         try:
-            return dialect.connect(*cargs, **cparams)
+            return login({"user": secret["username"], "password": secret["password"]})
         except Exception as exc:
             if not is_authentication_failure(exc):
                 raise
@@ -167,8 +196,7 @@ class SecretCredentials:
             if fresh is None:
                 raise
         logger.info("database login refused; connecting again with the rotated secret")
-        cparams.update(user=fresh["username"], password=fresh["password"])
-        return dialect.connect(*cargs, **cparams)
+        return login({"user": fresh["username"], "password": fresh["password"]})
 
 
 def is_authentication_failure(exc: BaseException) -> bool:
@@ -177,9 +205,89 @@ def is_authentication_failure(exc: BaseException) -> bool:
     return _is_psycopg_error(exc, "OperationalError") and "authentication failed" in str(exc)
 
 
-@functools.cache
-def get_engine() -> Engine:
-    settings = get_settings()
+@dataclass(eq=False)
+class PooledConnection:
+    """One of the process's connections, with what the pool and the unit of work know about it."""
+
+    connection: psycopg.Connection
+    opened: float = field(default_factory=time.monotonic)
+    last_used: float | None = None  # monotonic time its last unit of work ended; None: never used
+
+
+class ConnectionPool:
+    """Up to `size` connections, opened on demand and kept between requests (most recently used
+    first, so a container's requests keep to one server session)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        size: int,
+        connect_args: dict[str, Any],
+        login: Callable[[Login], psycopg.Connection] | None = None,
+    ) -> None:
+        """`login` opens a connection with the credentials it adds (default: those of the URL)."""
+        self._conninfo = libpq_url(url)
+        self._connect_args = connect_args
+        self._login = login or _plain_login
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[PooledConnection] = []
+
+    def _open(self) -> PooledConnection:
+        import psycopg
+
+        def login(credentials: dict[str, Any]) -> psycopg.Connection:
+            return psycopg.Connection.connect(
+                self._conninfo, autocommit=True, **self._connect_args, **credentials
+            )
+
+        return PooledConnection(self._login(login))
+
+    def checkout(self) -> PooledConnection:
+        """A connection for one unit of work; give it back with `checkin` (or `discard`)."""
+        if not self._slots.acquire(timeout=CHECKOUT_TIMEOUT_SECONDS):
+            raise errors.ServiceUnavailableError()
+        try:
+            with self._lock:
+                pooled = self._idle.pop() if self._idle else None
+            if pooled is not None and time.monotonic() - pooled.opened > RECYCLE_SECONDS:
+                pooled.connection.close()
+                pooled = None
+            return pooled if pooled is not None else self._open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def reopen(self, pooled: PooledConnection) -> PooledConnection:
+        """Replace a checked-out connection that turned out dead (its slot stays taken)."""
+        pooled.connection.close()
+        return self._open()
+
+    def checkin(self, pooled: PooledConnection) -> None:
+        pooled.last_used = time.monotonic()
+        with self._lock:
+            self._idle.append(pooled)
+        self._slots.release()
+
+    def discard(self, pooled: PooledConnection) -> None:
+        """Give back a connection that broke: closed, and the next checkout opens a new one."""
+        try:
+            pooled.connection.close()
+        finally:
+            self._slots.release()
+
+    def dispose(self, *, close: bool = True) -> None:
+        """Let go of the idle connections; `close=False` drops them without a word on their sockets
+        (after a SnapStart restore, where they lead nowhere, or to a session other copies share)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        if close:
+            for pooled in idle:
+                pooled.connection.close()
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
     connect_args: dict[str, Any] = {
         "connect_timeout": settings.db_connect_timeout_seconds,
         "application_name": f"wallet-{settings.stage}",
@@ -187,37 +295,39 @@ def get_engine() -> Engine:
     if settings.database_secret_arn or settings.database_iam_auth:
         # Behind RDS Proxy prepared statements pin connections to one client: turn them off.
         connect_args["prepare_threshold"] = None
-    credentials = None
+    return connect_args
+
+
+@functools.cache
+def get_pool() -> ConnectionPool:
+    settings = get_settings()
+    login: Callable[[Login], psycopg.Connection] = _plain_login
     if settings.database_secret_arn and not (settings.database_url or settings.database_iam_auth):
         # The password is not in the URL: every new connection logs in through `credentials`.
         credentials = SecretCredentials(settings.database_secret_arn)
         url = _secret_url(settings, credentials.current(), with_password=False)
+        login = credentials.connect
     else:
         url = resolve_database_url(settings)
-    engine = create_engine(
-        url,
-        pool_size=settings.db_pool_size,
-        max_overflow=0,
-        # No ping before every checkout (a round trip per request): a connection that died while the
-        # container slept fails its first statement, is invalidated, and the request answers 503
-        # (retryable); the unit of work pings only a connection that sat idle for a while.
-        pool_pre_ping=False,
-        pool_recycle=300,
-        # Errors name the statement, never its values (amounts, references, metadata): they are
-        # logged with every 500.
-        hide_parameters=True,
-        connect_args=connect_args,
-    )
-    if credentials is not None:
-        event.listen(engine, "do_connect", credentials.connect)
-    return use_iam_tokens(engine, settings)
+        if settings.database_iam_auth and not settings.database_url:
+            login = _iam_login
+    return ConnectionPool(url, size=settings.db_pool_size, connect_args=_connect_args(settings), login=login)
 
 
-def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
-    """With IAM database auth, every new connection of this engine signs a token as its password."""
-    if settings.database_iam_auth and not settings.database_url:
-        event.listen(engine, "do_connect", _with_iam_token)
-    return engine
+def _plain_login(login: Login) -> psycopg.Connection:
+    return login({})  # the URL says who logs in, and how
+
+
+def _iam_login(login: Login) -> psycopg.Connection:
+    """With IAM database auth, every new connection signs a fresh token as its password."""
+    settings = get_settings()
+    params: dict[str, Any] = {
+        "host": settings.database_host,
+        "port": settings.database_port,
+        "user": settings.database_user,
+    }
+    _with_iam_token(None, None, (), params)
+    return login({"password": params["password"]})
 
 
 @functools.cache
@@ -228,28 +338,23 @@ def _rds_client() -> Any:  # a boto3 client: boto3 ships no types
     return boto3.client("rds")
 
 
-def _with_iam_token(
-    dialect: Dialect, connection_record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
-) -> None:
-    """A fresh token for every new connection: tokens live 15 minutes, connections are recycled
-    after 5, and generating one is a local signature (no API call)."""
+def _with_iam_token(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """A fresh token as `cparams["password"]`, for a new connection (the signature is that of a
+    SQLAlchemy `do_connect` listener, which the migration function's engine registers): tokens live
+    15 minutes, connections are recycled after 5, and generating one is a local signature."""
     cparams["password"] = _rds_client().generate_db_auth_token(
         DBHostname=cparams["host"], Port=int(cparams.get("port") or 5432), DBUsername=cparams["user"]
     )
 
 
 def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error, raised through SQLAlchemy or straight from psycopg."""
-    if isinstance(exc, DBAPIError):
-        return getattr(exc.orig, "sqlstate", None)
-    if _is_psycopg_error(exc):
-        return exc.sqlstate
-    return None
+    """The SQLSTATE of a psycopg error (None for anything else)."""
+    return exc.sqlstate if _is_psycopg_error(exc) else None
 
 
 def _is_psycopg_error(exc: BaseException, kind: str = "Error") -> TypeGuard[psycopg.Error]:
-    # psycopg loads with the first connection (SQLAlchemy's dialect imports it), not with this
-    # module: a handler's cold import does not pay for it. Not loaded = not its error.
+    # psycopg loads with the first connection, not with this module: a handler's cold import does
+    # not pay for it. Not loaded = not its error.
     psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(exc, getattr(psycopg, kind))
 
@@ -259,8 +364,6 @@ def is_disconnect(exc: BaseException) -> bool:
     state = sqlstate(exc)
     if (state or "").startswith("08") or state in ("57P01", "57P02", "57P03"):
         return True
-    if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or (isinstance(exc, OperationalError) and state is None)
     return _is_psycopg_error(exc, "OperationalError") and state is None
 
 
@@ -275,6 +378,12 @@ def translate_error(exc: BaseException) -> errors.WalletServiceError | None:
     return None
 
 
+def note_hidden_parameters(exc: BaseException) -> None:
+    """Say on a database error that reaches the logs that its statement's values were left out."""
+    if _is_psycopg_error(exc) and HIDDEN_PARAMETERS_NOTE not in getattr(exc, "__notes__", ()):
+        exc.add_note(HIDDEN_PARAMETERS_NOTE)
+
+
 # ---------------------------------------------------------------- SnapStart
 
 
@@ -282,10 +391,10 @@ def drop_process_state() -> None:
     """Forget what this process took from the outside before a snapshot: after a restore it may run
     in many environments at once, minutes or days later.
 
-    - the engine and its pool: a pooled connection is a socket to a server that has long since
-      dropped it (and, copied into many environments, would be one session shared by all); the
-      engine also holds the database secret (`SecretCredentials`), read again on the next connect,
-      so a password rotated since the snapshot is picked up without a failed login first;
+    - the connection pool: a connection is a socket to a server that has long since dropped it (and,
+      copied into many environments, would be one session shared by all); the pool also holds the
+      database secret (`SecretCredentials`), read again on the next connect, so a password rotated
+      since the snapshot is picked up without a failed login first;
     - boto3 clients (rare: only after a rotation or with IAM auth): credentials resolved before;
     - the `random` module's state, the same in every restored copy (uuid4 and `secrets` read the
       OS's entropy and need nothing).
@@ -293,11 +402,11 @@ def drop_process_state() -> None:
     Settings stay: they come from environment variables, which a restore does not change. Nothing
     else is needed for Powertools: its cold-start flag is flipped by the first invocation, and none
     runs before the snapshot, so each restored environment reports its first request as cold."""
-    if get_engine.cache_info().currsize:
-        # close=False: the pooled connections are not closed (that would talk on sockets that are
-        # dead, or worse, shared with other restored copies), only let go.
-        get_engine().dispose(close=False)
-    get_engine.cache_clear()
+    if get_pool.cache_info().currsize:
+        # close=False: the connections are not closed (that would talk on sockets that are dead, or
+        # worse, shared with other restored copies), only let go.
+        get_pool().dispose(close=False)
+    get_pool.cache_clear()
     _secrets_client.cache_clear()
     _rds_client.cache_clear()
     if "random" in sys.modules:  # imported before the snapshot (if not, it seeds itself when it is)
@@ -305,11 +414,10 @@ def drop_process_state() -> None:
 
 
 def load_driver() -> None:
-    """Import psycopg and SQLAlchemy's dialect for it, without connecting. They load with the first
-    connection otherwise (about 40 ms of the first request); run before a SnapStart snapshot, they
-    are in it. Not at import: a cold start without SnapStart would only move that time into init."""
+    """Import psycopg without connecting. It loads with the first connection otherwise (part of the
+    first request); run before a SnapStart snapshot, it is in it. Not at import: a cold start
+    without SnapStart would only move that time into init."""
     import psycopg  # noqa: F401
-    from sqlalchemy.dialects.postgresql import psycopg as _dialect  # noqa: F401
 
 
 @functools.cache  # once per process: a second registration would only run the hooks twice

@@ -12,33 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Connection,
-    Interval,
-    case,
-    func,
-    insert,
-    literal,
-    literal_column,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.sql.elements import ColumnElement
-
 from wallet_core.adapters.base import Repository, from_row
-from wallet_core.adapters.tables import holds, wallets
+from wallet_core.adapters.session import RawSession
 from wallet_core.domain.models import Hold, HoldPurpose, HoldStatus
 
 # When a hold is due: still active and its expiry has come. Written once for every query here and
-# in repositories.py (the raw ones name the table, so the text works in both). now() is the
+# in repositories.py (they name the table `holds`, so the text works in all of them). now() is the
 # transaction's start: every statement of one transaction agrees on what is due.
 DUE_HOLD_SQL = "(holds.status = 'active' AND holds.expires_at <= now())"
-
-
-def _is_due() -> ColumnElement[bool]:
-    return literal_column(DUE_HOLD_SQL, Boolean)
 
 
 @dataclass(frozen=True)
@@ -54,34 +35,49 @@ class Released:
 # Marks the due holds of the given (already locked) wallets expired and takes what they still
 # reserved out of wallets.held, one version bump per wallet: wallet_release_due_holds, written once
 # in migrations/versions/0004_transfer_function.py (the transfer function releases through it too).
-_RELEASE_DUE_SQL = text("SELECT * FROM wallet_release_due_holds(CAST(:wallet_ids AS uuid[]))")
+_RELEASE_DUE_SQL = """
+    SELECT wallet_id, held, version, updated_at, expired_holds
+    FROM wallet_release_due_holds(CAST(%(wallet_ids)s AS uuid[]))
+"""
 
 
-def release_due_holds(connection: Connection, wallet_ids: list[uuid.UUID]) -> dict[uuid.UUID, Released]:
-    rows = connection.execute(_RELEASE_DUE_SQL, {"wallet_ids": wallet_ids}).all()
-    return {
-        row.wallet_id: Released(
-            held=row.held, version=row.version, updated_at=row.updated_at, expired_holds=row.expired_holds
-        )
-        for row in rows
-    }
+def release_due_holds(session: RawSession, wallet_ids: list[uuid.UUID]) -> dict[uuid.UUID, Released]:
+    rows = session.fetch(_RELEASE_DUE_SQL, {"wallet_ids": wallet_ids})
+    return {row[0]: Released(*row[1:]) for row in rows}
 
 
-def _status_now() -> ColumnElement[str]:
-    return case((_is_due(), HoldStatus.EXPIRED.value), else_=holds.c.status).label("status")
-
-
-_HOLD_COLUMNS = (
-    holds.c.id,
-    holds.c.wallet_id,
-    holds.c.amount,
-    holds.c.captured_amount,
-    holds.c.reference,
-    holds.c.expires_at,
-    holds.c.created_at,
-    holds.c.updated_at,
-    holds.c.purpose,
-)
+# A hold's columns in the order of Hold's fields, its status as of now (a due hold reads expired).
+# (The f-strings here put in DUE_HOLD_SQL and this list, constants: no input ever reaches the text.)
+_HOLD_COLUMNS = f"""
+    id, wallet_id, amount, captured_amount,
+    CASE WHEN {DUE_HOLD_SQL} THEN 'expired' ELSE status END AS status,
+    reference, expires_at, created_at, updated_at, purpose
+"""
+_INSERT_SQL = f"""
+    INSERT INTO holds (id, wallet_id, amount, captured_amount, status, reference, expires_at, created_by,
+                       purpose, created_at, updated_at)
+    VALUES (%(id)s, %(wallet_id)s, %(amount)s, 0, 'active', %(reference)s,
+            coalesce(CAST(%(expires_at)s AS timestamptz), now() + CAST(%(lifetime)s AS interval)),
+            %(created_by)s, %(purpose)s, now(), now())
+    RETURNING {_HOLD_COLUMNS}
+"""  # noqa: S608  # nosec B608
+_GET_SQL = f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = %(id)s"  # noqa: S608  # nosec B608
+_LOCK_SQL = _GET_SQL + " FOR UPDATE"
+_SAVE_SQL = """
+    UPDATE holds SET captured_amount = %(captured_amount)s, status = %(status)s, updated_at = now()
+    WHERE id = %(id)s
+    RETURNING updated_at
+"""
+# Up to `limit` wallets with due holds, locked in ascending id order like every other locker.
+_LOCK_DUE_WALLETS_SQL = f"""
+    SELECT w.id FROM wallets AS w
+    WHERE w.id IN (
+        SELECT DISTINCT holds.wallet_id FROM holds WHERE {DUE_HOLD_SQL}
+        ORDER BY holds.wallet_id LIMIT %(limit)s
+    )
+    ORDER BY w.id
+    FOR NO KEY UPDATE
+"""  # noqa: S608  # nosec B608
 
 
 def _hold(row: Any) -> Hold:
@@ -100,66 +96,40 @@ class HoldRepository(Repository):
         created_by: str,
         purpose: HoldPurpose = HoldPurpose.PAYOUT,
     ) -> Hold:
-        expiry = expires_at if expires_at is not None else func.now() + literal(default_lifetime, Interval)
-        row = self._connection.execute(
-            insert(holds)
-            .values(
-                id=uuid.uuid4(),
-                wallet_id=wallet_id,
-                amount=amount,
-                captured_amount=0,
-                status=HoldStatus.ACTIVE.value,
-                reference=reference,
-                expires_at=expiry,
-                created_by=created_by,
-                purpose=purpose.value,
-                created_at=func.now(),
-                updated_at=func.now(),
-            )
-            .returning(*_HOLD_COLUMNS, _status_now())
-        ).one()
+        row = self._session.fetch(
+            _INSERT_SQL,
+            {
+                "id": uuid.uuid4(),
+                "wallet_id": wallet_id,
+                "amount": amount,
+                "reference": reference,
+                "expires_at": expires_at,
+                "lifetime": default_lifetime,
+                "created_by": created_by,
+                "purpose": purpose.value,
+            },
+        )[0]
         return _hold(row)
 
     def get(self, hold_id: uuid.UUID) -> Hold | None:
-        row = self._connection.execute(
-            select(*_HOLD_COLUMNS, _status_now()).where(holds.c.id == hold_id)
-        ).one_or_none()
+        row = self._session.fetch_one(_GET_SQL, {"id": hold_id})
         return _hold(row) if row else None
 
     def get_for_update(self, hold_id: uuid.UUID) -> Hold | None:
         """Lock the hold. Callers lock its wallet first: every change to a hold happens under its
         wallet's lock, which also released it if it was due."""
-        row = self._connection.execute(
-            select(*_HOLD_COLUMNS, _status_now()).where(holds.c.id == hold_id).with_for_update()
-        ).one_or_none()
+        row = self._session.fetch_one(_LOCK_SQL, {"id": hold_id})
         return _hold(row) if row else None
 
     def save(self, hold: Hold) -> Hold:
-        row = self._connection.execute(
-            update(holds)
-            .where(holds.c.id == hold.id)
-            .values(captured_amount=hold.captured_amount, status=hold.status.value, updated_at=func.now())
-            .returning(holds.c.updated_at)
-        ).one()
-        hold.updated_at = row.updated_at
+        (hold.updated_at,) = self._session.fetch(
+            _SAVE_SQL,
+            {"id": hold.id, "captured_amount": hold.captured_amount, "status": hold.status.value},
+        )[0]
         return hold
 
     def expire_due(self, *, wallet_limit: int) -> dict[uuid.UUID, Released]:
         """The sweep: lock up to `wallet_limit` wallets that have due holds (ascending id order, like
         every other locker) and release those holds."""
-        due_wallets = (
-            select(holds.c.wallet_id)
-            .where(_is_due())
-            .distinct()
-            .order_by(holds.c.wallet_id)
-            .limit(wallet_limit)
-        )
-        locked = list(
-            self._connection.execute(
-                select(wallets.c.id)
-                .where(wallets.c.id.in_(due_wallets))
-                .order_by(wallets.c.id)
-                .with_for_update(key_share=True)
-            ).scalars()
-        )
-        return release_due_holds(self._connection, locked) if locked else {}
+        locked = [row[0] for row in self._session.fetch(_LOCK_DUE_WALLETS_SQL, {"limit": wallet_limit})]
+        return release_due_holds(self._session, locked) if locked else {}

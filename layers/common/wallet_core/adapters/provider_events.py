@@ -8,11 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
-from sqlalchemy.sql import func
-
-from wallet_core.adapters.base import Repository, from_row
-from wallet_core.adapters.tables import balance_snapshots, unresolved_settlements, wallets
+from wallet_core.adapters.base import NewestFirst, Repository, from_row
 from wallet_core.domain.models import BalanceSnapshot, UnresolvedSettlement
 
 APPLIED = "applied"
@@ -108,6 +104,34 @@ class ProviderEventRepository(Repository):
         return self._insert(provider, event_id, event_type, payload, status=REJECTED, reason=reason)
 
 
+# The columns of both tables below are listed in the order of their models' fields.
+_SNAPSHOT_COLUMNS = "id, wallet_id, provider, event_id, currency, reported_balance, ledger_balance, drift, reported_at, created_at"
+# The ledger balance is read and the snapshot stored by one statement.
+_ADD_SNAPSHOT_SQL = f"""
+    INSERT INTO balance_snapshots ({_SNAPSHOT_COLUMNS})
+    SELECT %(id)s, w.id, %(provider)s, %(event_id)s, %(currency)s, %(reported_balance)s, w.balance,
+           %(reported_balance)s - w.balance, %(reported_at)s, now()
+    FROM wallets AS w WHERE w.id = %(wallet_id)s
+    RETURNING {_SNAPSHOT_COLUMNS}
+"""  # noqa: S608  # nosec B608
+_SNAPSHOTS_OF_WALLET = NewestFirst.of(
+    f"SELECT {_SNAPSHOT_COLUMNS} FROM balance_snapshots AS s WHERE s.wallet_id = %(wallet_id)s",  # noqa: S608  # nosec B608
+    "s",
+)
+_SETTLEMENT_COLUMNS = "id, provider, event_id, hold_id, wallet_id, amount, currency, reason, created_at, resolved_at, resolution"
+_ADD_SETTLEMENT_SQL = f"""
+    INSERT INTO unresolved_settlements (id, provider, event_id, hold_id, wallet_id, amount, currency, reason,
+                                        created_at)
+    VALUES (%(id)s, %(provider)s, %(event_id)s, %(hold_id)s, %(wallet_id)s, %(amount)s, %(currency)s,
+            %(reason)s, now())
+    RETURNING {_SETTLEMENT_COLUMNS}
+"""  # noqa: S608  # nosec B608
+_SETTLEMENTS = NewestFirst.of(
+    f"SELECT {_SETTLEMENT_COLUMNS} FROM unresolved_settlements AS u WHERE true",  # noqa: S608  # nosec B608
+    "u",
+)
+
+
 class BalanceSnapshotRepository(Repository):
     def add(
         self,
@@ -121,36 +145,24 @@ class BalanceSnapshotRepository(Repository):
     ) -> BalanceSnapshot:
         """Read the wallet's posted balance and store the snapshot in ONE statement: the ledger
         balance is exactly the one committed when the row was written, without blocking movements."""
-        source = select(
-            literal(uuid.uuid4()).label("id"),
-            wallets.c.id.label("wallet_id"),
-            literal(provider).label("provider"),
-            literal(event_id).label("event_id"),
-            literal(currency).label("currency"),
-            literal(reported_balance).label("reported_balance"),
-            wallets.c.balance.label("ledger_balance"),
-            (literal(reported_balance) - wallets.c.balance).label("drift"),
-            literal(reported_at).label("reported_at"),
-            func.now().label("created_at"),
-        ).where(wallets.c.id == wallet_id)
-        row = self._connection.execute(
-            balance_snapshots.insert()
-            .from_select([column.name for column in balance_snapshots.c], source)
-            .returning(*balance_snapshots.c)
-        ).one()
+        row = self._session.fetch(
+            _ADD_SNAPSHOT_SQL,
+            {
+                "id": uuid.uuid4(),
+                "wallet_id": wallet_id,
+                "provider": provider,
+                "event_id": event_id,
+                "currency": currency,
+                "reported_balance": reported_balance,
+                "reported_at": reported_at,
+            },
+        )[0]
         return from_row(BalanceSnapshot, row)
 
     def list_for_wallet(
         self, wallet_id: uuid.UUID, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[BalanceSnapshot]:
-        query = select(balance_snapshots).where(balance_snapshots.c.wallet_id == wallet_id)
-        if after is not None:
-            query = query.where(
-                tuple_(balance_snapshots.c.created_at, balance_snapshots.c.id) < tuple_(*after)
-            )
-        rows = self._connection.execute(
-            query.order_by(balance_snapshots.c.created_at.desc(), balance_snapshots.c.id.desc()).limit(limit)
-        ).all()
+        rows = _SNAPSHOTS_OF_WALLET.fetch(self._session, {"wallet_id": wallet_id}, limit=limit, after=after)
         return [from_row(BalanceSnapshot, row) for row in rows]
 
 
@@ -168,32 +180,21 @@ class UnresolvedSettlementRepository(Repository):
         currency: str,
         reason: str,
     ) -> UnresolvedSettlement:
-        row = self._connection.execute(
-            unresolved_settlements.insert()
-            .values(
-                id=uuid.uuid4(),
-                provider=provider,
-                event_id=event_id,
-                hold_id=hold_id,
-                wallet_id=wallet_id,
-                amount=amount,
-                currency=currency,
-                reason=reason,
-                created_at=func.now(),
-            )
-            .returning(*unresolved_settlements.c)
-        ).one()
+        row = self._session.fetch(
+            _ADD_SETTLEMENT_SQL,
+            {
+                "id": uuid.uuid4(),
+                "provider": provider,
+                "event_id": event_id,
+                "hold_id": hold_id,
+                "wallet_id": wallet_id,
+                "amount": amount,
+                "currency": currency,
+                "reason": reason,
+            },
+        )[0]
         return from_row(UnresolvedSettlement, row)
 
     def list(self, *, limit: int, after: tuple[datetime, uuid.UUID] | None) -> list[UnresolvedSettlement]:
-        query = select(unresolved_settlements)
-        if after is not None:
-            query = query.where(
-                tuple_(unresolved_settlements.c.created_at, unresolved_settlements.c.id) < tuple_(*after)
-            )
-        rows = self._connection.execute(
-            query.order_by(
-                unresolved_settlements.c.created_at.desc(), unresolved_settlements.c.id.desc()
-            ).limit(limit)
-        ).all()
+        rows = _SETTLEMENTS.fetch(self._session, {}, limit=limit, after=after)
         return [from_row(UnresolvedSettlement, row) for row in rows]

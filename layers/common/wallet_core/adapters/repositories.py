@@ -9,14 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
-from wallet_core.adapters.base import Repository, from_row
-from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, sqlstate
+from wallet_core.adapters.base import NewestFirst, Repository, from_row
+from wallet_core.adapters.db import LOCK_NOT_AVAILABLE, UNIQUE_VIOLATION, sqlstate
 from wallet_core.adapters.holds import DUE_HOLD_SQL, release_due_holds
 from wallet_core.adapters.session import KeyClaim
-from wallet_core.adapters.tables import entries, transactions, wallets
 from wallet_core.domain import errors
 from wallet_core.domain.models import (
     HistoryItem,
@@ -59,14 +55,25 @@ _CURRENT_WALLET_SQL = f"""
 """  # noqa: S608  # nosec B608
 _WALLET_BY_ID_SQL = _CURRENT_WALLET_SQL + "WHERE w.id = %(value)s"
 _WALLET_BY_EXTERNAL_REF_SQL = _CURRENT_WALLET_SQL + "WHERE w.external_ref = %(value)s"
-# An owner's wallets, newest first; the second form continues after the page's last (created_at, id).
-_NEWEST_FIRST = " ORDER BY w.created_at DESC, w.id DESC LIMIT %(limit)s"
-_WALLETS_OF_OWNER_SQL = _CURRENT_WALLET_SQL + "WHERE w.owner_id = %(owner)s" + _NEWEST_FIRST
-_WALLETS_OF_OWNER_AFTER_SQL = (
-    _CURRENT_WALLET_SQL
-    + "WHERE w.owner_id = %(owner)s AND (w.created_at, w.id) < (%(after_at)s, %(after_id)s)"
-    + _NEWEST_FIRST
+# An owner's wallets, newest first.
+_WALLETS_OF_OWNER = NewestFirst.of(_CURRENT_WALLET_SQL + "WHERE w.owner_id = %(owner)s", "w")
+
+
+_WALLET_COLUMNS = (
+    "id, owner_id, currency, status, balance, held, version, external_ref, metadata, created_at, updated_at"
 )
+_INSERT_WALLET_SQL = f"""
+    INSERT INTO wallets ({_WALLET_COLUMNS})
+    VALUES (%(id)s, %(owner_id)s, %(currency)s, 'active', 0, 0, 1, %(external_ref)s, CAST(%(metadata)s AS jsonb),
+            now(), now())
+    RETURNING {_WALLET_COLUMNS}
+"""  # noqa: S608  # nosec B608
+_SAVE_WALLET_SQL = """
+    UPDATE wallets
+    SET status = %(status)s, balance = %(balance)s, held = %(held)s, version = %(version)s, updated_at = now()
+    WHERE id = %(id)s
+    RETURNING updated_at
+"""
 
 
 def _wallet(row: Sequence[Any]) -> Wallet:
@@ -83,30 +90,20 @@ class WalletRepository(Repository):
         external_ref: str | None,
         metadata: dict[str, str],
     ) -> Wallet:
-        statement = (
-            insert(wallets)
-            .values(
-                id=uuid.uuid4(),
-                owner_id=owner_id,
-                currency=currency,
-                status=WalletStatus.ACTIVE.value,
-                balance=0,
-                held=0,
-                version=1,
-                external_ref=external_ref,
-                metadata=metadata,
-                created_at=func.now(),
-                updated_at=func.now(),
-            )
-            .returning(*wallets.c)
-        )
         try:
-            row = self._connection.execute(statement).one()
-        except IntegrityError as exc:
-            if (
-                getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-                == "wallets_external_ref_key"
-            ):
+            row = self._session.fetch(
+                _INSERT_WALLET_SQL,
+                {
+                    "id": uuid.uuid4(),
+                    "owner_id": owner_id,
+                    "currency": currency,
+                    "external_ref": external_ref,
+                    "metadata": json.dumps(metadata),
+                },
+            )[0]
+        except Exception as exc:
+            constraint = getattr(getattr(exc, "diag", None), "constraint_name", None)
+            if sqlstate(exc) == UNIQUE_VIOLATION and constraint == "wallets_external_ref_key":
                 raise errors.ExternalRefInUseError(
                     f"A wallet with external_ref {external_ref!r} exists."
                 ) from exc
@@ -135,7 +132,7 @@ class WalletRepository(Repository):
             if row[11]:
                 due.append(row[0])
             self._session.now = row[12]
-        for wallet_id, released in (release_due_holds(self._connection, due) if due else {}).items():
+        for wallet_id, released in (release_due_holds(self._session, due) if due else {}).items():
             wallet = locked[wallet_id]
             wallet.held, wallet.version = released.held, released.version
             wallet.updated_at = released.updated_at
@@ -144,42 +141,43 @@ class WalletRepository(Repository):
     def list_for_owner(
         self, owner_id: str, *, limit: int, after: tuple[datetime, uuid.UUID] | None
     ) -> list[Wallet]:
-        if after is None:
-            rows = self._session.fetch(_WALLETS_OF_OWNER_SQL, {"owner": owner_id, "limit": limit})
-        else:
-            rows = self._session.fetch(
-                _WALLETS_OF_OWNER_AFTER_SQL,
-                {"owner": owner_id, "after_at": after[0], "after_id": after[1], "limit": limit},
-            )
+        rows = _WALLETS_OF_OWNER.fetch(self._session, {"owner": owner_id}, limit=limit, after=after)
         return [_wallet(row) for row in rows]
 
     def save(self, wallet: Wallet) -> Wallet:
         """Write a changed wallet back; the version was already bumped by the caller."""
-        row = self._connection.execute(
-            update(wallets)
-            .where(wallets.c.id == wallet.id)
-            .values(
-                status=wallet.status.value,
-                balance=wallet.balance,
-                held=wallet.held,
-                version=wallet.version,
-                updated_at=func.now(),
-            )
-            .returning(wallets.c.updated_at)
-        ).one()
-        wallet.updated_at = row.updated_at
+        (wallet.updated_at,) = self._session.fetch(
+            _SAVE_WALLET_SQL,
+            {
+                "id": wallet.id,
+                "status": wallet.status.value,
+                "balance": wallet.balance,
+                "held": wallet.held,
+                "version": wallet.version,
+            },
+        )[0]
         return wallet
 
 
-_reversal = transactions.alias("reversal")
-
-_TRANSACTION_COLUMNS = (*transactions.c, _reversal.c.id.label("reversed_by_transaction_id"))
-
-
-def _transaction_query() -> Select[*tuple[Any, ...]]:
-    return select(*_TRANSACTION_COLUMNS).select_from(
-        transactions.outerjoin(_reversal, _reversal.c.reverses_transaction_id == transactions.c.id)
-    )
+# A transaction's columns in the order of Transaction's fields, with the reversal that reverses
+# it, if any (`t` is the transaction, `reversal` its reversal).
+_TRANSACTION_COLUMNS = """
+    t.id, t.kind, t.amount, t.currency, t.source_wallet_id, t.destination_wallet_id, t.reference,
+    t.description, t.metadata, t.created_at, t.status, t.reverses_transaction_id,
+    reversal.id AS reversed_by_transaction_id, t.hold_id
+"""
+_WITH_REVERSAL = " LEFT JOIN transactions AS reversal ON reversal.reverses_transaction_id = t.id"
+_TRANSACTION_SQL = f"SELECT {_TRANSACTION_COLUMNS} FROM transactions AS t{_WITH_REVERSAL} WHERE t.id = %(id)s"  # noqa: S608  # nosec B608
+_LOCK_TRANSACTION_SQL = "SELECT id FROM transactions WHERE id = %(id)s FOR UPDATE"
+# A wallet's entries, newest first; the second form continues below the page's last entry id.
+_ENTRIES_SQL = f"""
+    SELECT e.id, e.amount, e.balance_after, {_TRANSACTION_COLUMNS}
+    FROM entries AS e JOIN transactions AS t ON t.id = e.transaction_id{_WITH_REVERSAL}
+    WHERE e.wallet_id = %(wallet_id)s
+"""  # noqa: S608  # nosec B608
+_NEWEST_ENTRIES_FIRST = " ORDER BY e.id DESC LIMIT %(limit)s"
+_ENTRIES_FIRST_SQL = _ENTRIES_SQL + _NEWEST_ENTRIES_FIRST
+_ENTRIES_BEFORE_SQL = _ENTRIES_SQL + " AND e.id < %(before)s" + _NEWEST_ENTRIES_FIRST
 
 
 def _transaction(row: Any) -> Transaction:
@@ -389,44 +387,29 @@ class LedgerRepository(Repository):
         return TransferOutcome(outcome, transaction, source_currency, source_available)
 
     def get(self, transaction_id: uuid.UUID) -> Transaction | None:
-        row = self._connection.execute(
-            _transaction_query().where(transactions.c.id == transaction_id)
-        ).one_or_none()
+        row = self._session.fetch_one(_TRANSACTION_SQL, {"id": transaction_id})
         return _transaction(row) if row else None
 
     def get_for_update(self, transaction_id: uuid.UUID) -> Transaction | None:
         """Lock the transaction row so two reversals of it queue up instead of racing."""
-        found = self._connection.execute(
-            select(transactions.c.id).where(transactions.c.id == transaction_id).with_for_update()
-        ).one_or_none()
+        found = self._session.fetch_one(_LOCK_TRANSACTION_SQL, {"id": transaction_id})
         return self.get(transaction_id) if found else None
 
     def list_entries(
         self, wallet_id: uuid.UUID, *, limit: int, before_entry_id: int | None
     ) -> list[HistoryItem]:
-        query = (
-            select(
-                entries.c.id.label("entry_id"),
-                entries.c.amount.label("entry_amount"),
-                entries.c.balance_after,
-                *_TRANSACTION_COLUMNS,
+        if before_entry_id is None:
+            rows = self._session.fetch(_ENTRIES_FIRST_SQL, {"wallet_id": wallet_id, "limit": limit})
+        else:
+            rows = self._session.fetch(
+                _ENTRIES_BEFORE_SQL, {"wallet_id": wallet_id, "before": before_entry_id, "limit": limit}
             )
-            .select_from(
-                entries.join(transactions, transactions.c.id == entries.c.transaction_id).outerjoin(
-                    _reversal, _reversal.c.reverses_transaction_id == transactions.c.id
-                )
-            )
-            .where(entries.c.wallet_id == wallet_id)
-        )
-        if before_entry_id is not None:
-            query = query.where(entries.c.id < before_entry_id)
-        rows = self._connection.execute(query.order_by(entries.c.id.desc()).limit(limit)).all()
         return [
             HistoryItem(
-                transaction=_transaction(row),
-                entry_amount=row.entry_amount,
-                balance_after=row.balance_after,
-                entry_id=row.entry_id,
+                transaction=_transaction(row[3:]),
+                entry_amount=row[1],
+                balance_after=row[2],
+                entry_id=row[0],
             )
             for row in rows
         ]

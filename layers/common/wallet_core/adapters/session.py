@@ -1,13 +1,12 @@
 """The hot path's statements, sent straight through psycopg: SQL text written once, no per-call
 compilation, and as few round trips as the transaction's logic allows.
 
-A unit of work runs on one pooled SQLAlchemy connection; `RawSession` talks to the psycopg connection
-underneath it, so both kinds of statement share one transaction. Two things save round trips:
+A unit of work runs on one of the process's psycopg connections (db.py), always in autocommit mode:
+`RawSession` sends BEGIN, COMMIT and ROLLBACK itself, which saves round trips:
 
 - BEGIN travels with the transaction's first statement, in one pipeline, not on its own (psycopg
-  sends its own BEGIN as a round trip of its own, even in a pipeline, so the session sends it itself:
-  psycopg is put in autocommit mode for that transaction only, which keeps it from adding one; the
-  explicit BEGIN makes everything up to COMMIT or ROLLBACK one transaction exactly as before);
+  sends its own BEGIN as a round trip of its own, even in a pipeline; in autocommit mode it adds
+  none, and the explicit BEGIN makes everything up to COMMIT or ROLLBACK one transaction);
 - writes whose result nobody reads before the commit (`defer`) wait, and go out together with the
   next statement or with COMMIT, again in one pipeline. An error in one of them aborts the
   transaction exactly as if it had been sent alone: it is raised by that next statement or by the
@@ -19,8 +18,8 @@ underneath it, so both kinds of statement share one transaction. Two things save
   call) runs alone (`fetch_alone`): no BEGIN, no COMMIT, one round trip, and no lock held while
   the network or the client works.
 
-Every statement that is not deferred, raw or through SQLAlchemy (`FlushingConnection`), first sends
-what is pending, so the database always sees the statements in the order the code issued them.
+Every statement that is not deferred first sends what is pending, so the database always sees the
+statements in the order the code issued them.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     import psycopg
 
 Params = dict[str, Any]
-_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE; psycopg is loaded by the engine's first connection
+_IDLE = 0  # psycopg.pq.TransactionStatus.IDLE; psycopg is loaded by the process's first connection
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,7 @@ class KeyClaim:
 
 class RawSession:
     def __init__(self, driver_connection: psycopg.Connection) -> None:
-        self._raw = driver_connection
-        self.end()  # a connection left in autocommit by a transaction that broke off
+        self._raw = driver_connection  # in autocommit mode: BEGIN and COMMIT are the session's
         self._cursor = driver_connection.cursor()
         self._pending: list[tuple[str, Params, bool | None]] = []
         # now() of the transaction (its start), once a statement has returned it: every row the
@@ -92,8 +90,7 @@ class RawSession:
         self._claim_before()
         cursor = self._cursor
         if self._starts_transaction():
-            self._raw.autocommit = True  # psycopg adds no BEGIN of its own; ours goes in the pipeline
-            with self._raw.pipeline():
+            with self._raw.pipeline():  # psycopg adds no BEGIN of its own: ours goes in the pipeline
                 cursor.execute("BEGIN")
                 self._send_pending()
                 cursor.execute(sql, params)
@@ -117,7 +114,6 @@ class RawSession:
         replays what committed, if anything did."""
         if not self.at_start():
             raise RuntimeError("a statement alone must be the unit of work's first")
-        self._raw.autocommit = True
         self._cursor.execute(sql, params)
         return self._cursor.fetchall()
 
@@ -132,17 +128,28 @@ class RawSession:
             with self._raw.pipeline():
                 self._send_pending()
 
-    def commit_pending(self) -> None:
-        """Send what is pending and COMMIT in one round trip. The caller still commits its
-        SQLAlchemy connection afterwards, which then finds nothing left to do."""
+    def fetch_one(self, sql: str, params: Params) -> tuple[Any, ...] | None:
+        """The statement's first row, or None when it returns none."""
+        rows = self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    def commit(self) -> None:
+        """Send what is pending and COMMIT, in one round trip."""
         self._claim_before()
-        if not self._pending:
-            return
         in_transaction = not self._starts_transaction()
+        if not self._pending:
+            if in_transaction:
+                self._raw.commit()
+            return
         with self._raw.pipeline():
             self._send_pending()
             if in_transaction:  # else a statement alone already committed: each write commits itself
                 self._cursor.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Forget what is pending and end the transaction, if one is open (a no-op after COMMIT)."""
+        self.discard()
+        self._raw.rollback()
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
@@ -154,23 +161,3 @@ class RawSession:
         self._claim = None
         self.completed = None
         self.now = None
-
-    def end(self) -> None:
-        """After the transaction (committed or rolled back): psycopg back out of autocommit, so a
-        statement sent outside of a session starts its transaction as psycopg always does."""
-        raw = self._raw
-        if raw.autocommit and not raw.broken and raw.pgconn.transaction_status == _IDLE:
-            raw.autocommit = False
-
-
-class FlushingConnection:
-    """A SQLAlchemy connection that first sends the raw session's pending writes, so statements built
-    with SQLAlchemy Core still reach the database in program order."""
-
-    def __init__(self, connection: Any, session: RawSession) -> None:
-        self._connection = connection
-        self._session = session
-
-    def execute(self, *args: Any, **kwargs: Any) -> Any:
-        self._session.flush()
-        return self._connection.execute(*args, **kwargs)

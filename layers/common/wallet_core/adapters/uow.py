@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from types import TracebackType
-from typing import cast
 
-from sqlalchemy import Connection, Engine
-
-from wallet_core.adapters.db import get_engine, is_disconnect, translate_error
+from wallet_core.adapters.db import (
+    ConnectionPool,
+    PooledConnection,
+    get_pool,
+    is_disconnect,
+    note_hidden_parameters,
+    translate_error,
+)
 from wallet_core.adapters.event_batches import EventBatchRepository
 from wallet_core.adapters.holds import HoldRepository
 from wallet_core.adapters.provider_events import (
@@ -18,17 +21,39 @@ from wallet_core.adapters.provider_events import (
     UnresolvedSettlementRepository,
 )
 from wallet_core.adapters.repositories import IdempotencyRepository, LedgerRepository, WalletRepository
-from wallet_core.adapters.session import FlushingConnection, RawSession
+from wallet_core.adapters.session import RawSession
 from wallet_core.domain import errors
 
-# A pooled connection idle for longer than this is pinged before use (a Lambda container may have
-# been frozen meanwhile, and a proxy or the server may have dropped it). Busy connections are not:
-# a failure on them is detected on use, and answered as a retryable 503.
+# A connection idle for longer than this is pinged before use (a Lambda container may have been
+# frozen meanwhile, and a proxy or the server may have dropped it). Busy connections are not: a
+# failure on them is detected on use, and answered as a retryable 503.
 IDLE_PING_SECONDS = 30.0
-_LAST_USED = "wallet_last_used"
 
 
-class SqlUnitOfWork:
+def _alive(pooled: PooledConnection) -> bool:
+    try:
+        pooled.connection.execute("")  # an empty query: one round trip, no transaction
+    except Exception:
+        return False
+    return True
+
+
+class _ExitWith:
+    """A `with` block of this module that only looks at the exception it ends with (`_exit`)."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._exit(exc)
+
+    def _exit(self, exc: BaseException | None) -> None:
+        raise NotImplementedError  # pragma: no cover - every subclass has its own
+
+
+class SqlUnitOfWork(_ExitWith):
     wallets: WalletRepository
     ledger: LedgerRepository
     idempotency: IdempotencyRepository
@@ -38,75 +63,62 @@ class SqlUnitOfWork:
     unresolved_settlements: UnresolvedSettlementRepository
     event_batches: EventBatchRepository
 
-    def __init__(self, engine: Engine | None = None) -> None:
-        self._engine = engine
-        self._connection: Connection | None = None
+    def __init__(self, pool: ConnectionPool | None = None) -> None:
+        """`pool`: where the connection comes from (default: the process's, `db.get_pool()`)."""
+        self._pool = pool
+        self._source: ConnectionPool | None = None  # the pool of the connection checked out now
+        self._pooled: PooledConnection | None = None
         self._session: RawSession | None = None
         self._committing = False
 
-    def _connect(self) -> Connection:
-        engine = self._engine or get_engine()
-        connection = engine.connect()
-        last_used = connection.info.get(_LAST_USED)
-        if last_used is not None and time.monotonic() - last_used > IDLE_PING_SECONDS:
-            dbapi_connection = connection.connection.dbapi_connection  # None once invalidated
+    def _checkout(self) -> tuple[ConnectionPool, PooledConnection]:
+        pool = self._pool or get_pool()
+        pooled = pool.checkout()
+        idle = pooled.last_used is not None and time.monotonic() - pooled.last_used > IDLE_PING_SECONDS
+        if pooled.connection.broken or (idle and not _alive(pooled)):
             try:
-                alive = dbapi_connection is not None and engine.dialect.do_ping(dbapi_connection)
-            except Exception:
-                alive = False
-            if not alive:
-                connection.invalidate()  # its next use opens a new one
-        return connection
+                pooled = pool.reopen(pooled)
+            except BaseException:
+                pool.discard(pooled)
+                raise
+        return pool, pooled
 
     def __enter__(self) -> SqlUnitOfWork:
         try:
-            self._connection = self._connect()
-            self._connection.begin()
-            driver_connection = self._connection.connection.driver_connection
-            if driver_connection is None:  # pragma: no cover - only an invalidated connection has none
-                raise RuntimeError("the pooled connection has no driver connection")
-            self._session = RawSession(driver_connection)
+            pool, pooled = self._checkout()
         except Exception as exc:
             translated = translate_error(exc)
             if translated is not None:
                 raise translated from exc
             raise
-        # The repositories only call execute(), which FlushingConnection forwards after the raw
-        # session's pending writes: typed as the Connection it wraps, so their statements keep
-        # SQLAlchemy's row types.
-        connection = cast(Connection, FlushingConnection(self._connection, self._session))
-        self.wallets = WalletRepository(connection, self._session)
-        self.ledger = LedgerRepository(connection, self._session)
-        self.idempotency = IdempotencyRepository(connection, self._session)
-        self.holds = HoldRepository(connection, self._session)
-        self.provider_events = ProviderEventRepository(connection, self._session)
-        self.balance_snapshots = BalanceSnapshotRepository(connection, self._session)
-        self.unresolved_settlements = UnresolvedSettlementRepository(connection, self._session)
-        self.event_batches = EventBatchRepository(connection, self._session)
+        self._source, self._pooled = pool, pooled
+        self._session = session = RawSession(pooled.connection)
+        self.wallets = WalletRepository(session)
+        self.ledger = LedgerRepository(session)
+        self.idempotency = IdempotencyRepository(session)
+        self.holds = HoldRepository(session)
+        self.provider_events = ProviderEventRepository(session)
+        self.balance_snapshots = BalanceSnapshotRepository(session)
+        self.unresolved_settlements = UnresolvedSettlementRepository(session)
+        self.event_batches = EventBatchRepository(session)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, self._connection = self._connection, None
+    def _exit(self, exc: BaseException | None) -> None:
+        pooled, self._pooled = self._pooled, None
+        source, self._source = self._source, None
         session, self._session = self._session, None
         committing, self._committing = self._committing, False
-        if session is not None:
-            session.discard()  # writes still waiting for the commit never happened
-        if connection is not None:
-            driver = session.connection if session is not None else None
-            if (exc is not None and is_disconnect(exc)) or (driver is not None and driver.broken):
-                connection.invalidate()  # the pool opens a new one for the next request
+        if pooled is not None and source is not None:
+            broken = pooled.connection.broken or (exc is not None and is_disconnect(exc))
+            if not broken and session is not None:
+                try:
+                    session.rollback()  # no-op after commit; the default outcome otherwise
+                except Exception:
+                    broken = True
+            if broken:
+                source.discard(pooled)  # the next unit of work opens a new one
             else:
-                connection.info[_LAST_USED] = time.monotonic()
-                with contextlib.suppress(Exception):
-                    connection.rollback()  # no-op after commit; the default outcome otherwise
-                    if session is not None:
-                        session.end()
-            connection.close()
+                source.checkin(pooled)
         if exc is not None:
             if is_disconnect(exc) and not committing:
                 # The server ends a transaction whose connection breaks: nothing of it committed.
@@ -114,28 +126,24 @@ class SqlUnitOfWork:
             translated = translate_error(exc)
             if translated is not None:
                 raise translated from exc
+            note_hidden_parameters(exc)
 
-    def _open_connection(self) -> Connection:
-        if self._connection is None:
+    def _open_session(self) -> RawSession:
+        if self._session is None:
             raise RuntimeError("the unit of work is used outside of `with uow:`")
-        return self._connection
+        return self._session
 
     def savepoint(self) -> Savepoint:
         """A savepoint in this transaction: one record of a batch (see `Savepoint`)."""
-        self._open_connection()
-        if self._session is None:  # pragma: no cover - set together with the connection
-            raise RuntimeError("the unit of work is used outside of `with uow:`")
-        return Savepoint(self._session)
+        return Savepoint(self._open_session())
 
     def commit(self) -> None:
-        connection = self._open_connection()
+        session = self._open_session()
         self._committing = True  # a connection lost from here on leaves the outcome unknown
-        if self._session is not None:
-            self._session.commit_pending()  # the deferred writes and COMMIT, one round trip
-        connection.commit()
+        session.commit()  # the deferred writes and COMMIT, one round trip
 
 
-class Savepoint:
+class Savepoint(_ExitWith):
     """One record's share of a batch transaction: `with uow.savepoint():` undoes what the block wrote
     when it raises, and only that, so the records before it still commit with the batch; `rollback()`
     undoes it and carries on in the same savepoint (to record a rejection instead).
@@ -155,12 +163,7 @@ class Savepoint:
         self._session.defer(f"SAVEPOINT {self._NAME}", {}, prepare=False)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def _exit(self, exc: BaseException | None) -> None:
         if exc is None:
             self._session.defer(f"RELEASE SAVEPOINT {self._NAME}", {}, prepare=False)
             try:

@@ -11,25 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from wallet_core.adapters.repositories import IdempotencyRepository
 from wallet_core.domain import errors
+from wallet_core.service.unit_of_work import Transactional, retrying
 
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 5
 
 
-class IdempotentUnitOfWork(Protocol):
+class IdempotentUnitOfWork(Transactional, Protocol):
     idempotency: IdempotencyRepository
-
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None: ...
-    def commit(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -57,13 +51,8 @@ def execute(
 ) -> Outcome:
     """Run `operation` once per (principal, key). Deadlocks and serialization failures roll the
     whole attempt back and run it again, so they never reach the client."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return _attempt(uow, request, operation, render, render_rejection, wait_seconds)
-        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
-            if attempt == MAX_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    command = _Command(operation, render, render_rejection, wait_seconds)
+    return retrying(lambda: _attempt(uow, request, command), attempts=MAX_ATTEMPTS)
 
 
 def _replay(stored: tuple[str, int | None, str | None], request: IdempotentRequest) -> Outcome:
@@ -85,15 +74,17 @@ _NOT_AN_OUTCOME = (
 )
 
 
-def _attempt(
-    uow: IdempotentUnitOfWork,
-    request: IdempotentRequest,
-    operation: Callable[[IdempotentUnitOfWork], T],
-    render: Callable[[T], tuple[int, str]],
-    render_rejection: Callable[[errors.WalletServiceError], tuple[int, str]],
-    wait_seconds: float,
-    /,
-) -> Outcome:
+@dataclass(frozen=True)
+class _Command(Generic[T]):
+    """What `execute` was asked to run, and how its outcomes are rendered."""
+
+    operation: Callable[[IdempotentUnitOfWork], T]
+    render: Callable[[T], tuple[int, str]]
+    render_rejection: Callable[[errors.WalletServiceError], tuple[int, str]]
+    wait_seconds: float
+
+
+def _attempt(uow: IdempotentUnitOfWork, request: IdempotentRequest, command: _Command[T]) -> Outcome:
     # The key is claimed by the operation's first statement: the transfer's server-side function
     # claims it itself, with the response `render` makes (one round trip for key, locks, rules,
     # posting and response); for any other operation the claim runs on its own just before that
@@ -101,11 +92,15 @@ def _attempt(
     # request surfaces as IdempotencyKeyTaken, whichever statement claimed it.
     with uow:
         uow.idempotency.claim_with_next_statement(
-            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds, render=render
+            request.principal,
+            request.key,
+            request.fingerprint,
+            wait_seconds=command.wait_seconds,
+            render=command.render,
         )
         try:
-            result = operation(uow)
-            status, body = render(result)
+            result = command.operation(uow)
+            status, body = command.render(result)
             uow.idempotency.complete(request.principal, request.key, status, body)
             uow.commit()
             return Outcome(status=status, body=body, replayed=False)
@@ -116,10 +111,10 @@ def _attempt(
         except errors.WalletServiceError as error:
             rejection = error  # leaving the block rolls back everything the attempt wrote
 
-    status, body = render_rejection(rejection)
+    status, body = command.render_rejection(rejection)
     with uow:
         stored = uow.idempotency.claim(
-            request.principal, request.key, request.fingerprint, wait_seconds=wait_seconds
+            request.principal, request.key, request.fingerprint, wait_seconds=command.wait_seconds
         )
         if stored is not None:
             return _replay(stored, request)

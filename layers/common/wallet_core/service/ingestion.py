@@ -56,6 +56,7 @@ from wallet_core.domain.principal import ADMIN_SCOPE, Principal
 from wallet_core.service.access import require_admin
 from wallet_core.service.holds import HoldUnitOfWork
 from wallet_core.service.pagination import newest_first_page
+from wallet_core.service.unit_of_work import retrying
 
 MAX_ATTEMPTS = 5
 T = TypeVar("T")
@@ -135,13 +136,7 @@ def provider_principal(provider: str) -> Principal:
 
 def ingest(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:
     """Apply the event once. Deadlocks roll the attempt back and run it again."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            return _attempt(uow, receipt, effect)
-        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
-            if attempt == MAX_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    return retrying(lambda: _attempt(uow, receipt, effect), attempts=MAX_ATTEMPTS)
 
 
 def _attempt(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from wallet_core.adapters.tables import REQUIRED_TABLES
+from wallet_core.adapters.schema import REQUIRED_TABLES
 from wallet_core.config import Settings
 from wallet_core.schema_version import SCHEMA_HEAD
 

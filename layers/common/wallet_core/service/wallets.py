@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from wallet_core.adapters.repositories import LedgerRepository, WalletRepository
 from wallet_core.domain import errors
@@ -13,19 +12,12 @@ from wallet_core.domain.models import HistoryItem, Page, Wallet, WalletStatus
 from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin, visible_wallet
 from wallet_core.service.pagination import decode_cursor, encode_cursor, newest_first_page
+from wallet_core.service.unit_of_work import Transactional
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(Transactional, Protocol):
     wallets: WalletRepository
     ledger: LedgerRepository
-
-    # Self: `with uow:` hands back the same unit of work, with all its repositories. __exit__ takes
-    # exactly what a context manager is given, so SqlUnitOfWork's signature satisfies it.
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None, /
-    ) -> None: ...
-    def commit(self) -> None: ...
 
 
 def authorize_create_wallet(principal: Principal, *, owner_id: str | None, external_ref: str | None) -> None:
