@@ -20,7 +20,7 @@ from wallet_core.adapters.uow import SqlUnitOfWork
 
 def _backend_pid() -> int:
     with SqlUnitOfWork() as uow:
-        return uow.provider_events._session.connection.info.backend_pid
+        return uow.wallets._session.connection.info.backend_pid
 
 
 def test_importing_the_adapters_registers_the_snapstart_hooks():

@@ -1,6 +1,6 @@
 """A currency's system account exists for every posting in that currency, whatever became of the
-transaction that first wrote it: a first posting that was rolled back (a refused request, a savepoint
-undone for one record of a batch, a lost connection) must not leave the next ones failing."""
+transaction that first wrote it: a first posting that was rolled back (a refused request, a batch
+transaction lost after its call, a lost connection) must not leave the next ones failing."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import random
 import string
 import uuid
 
+from wallet_core.adapters.event_batches import Deposit, EventBatchRepository
 from wallet_core.adapters.uow import SqlUnitOfWork
-from wallet_core.domain import errors
 from wallet_core.domain.principal import ADMIN_SCOPE, Principal
 from wallet_core.service import ingestion, ledger, wallets
-from wallet_core.service.ingestion import BatchItem, Disposition, Effect, EventReceipt, IngestionResult
+from wallet_core.service.ingestion import BatchItem, Disposition, EventReceipt, IngestionResult
 
 OPERATOR = Principal(subject="operator-1", scopes=frozenset({ADMIN_SCOPE}))
 
@@ -66,36 +66,30 @@ def _receipt() -> EventReceipt:
     return EventReceipt(provider="acme-pay", event_id=f"evt-{uuid.uuid4()}", type="deposit.settled")
 
 
-def test_a_batch_record_undone_after_the_first_credit_in_a_currency_does_not_break_the_next_record(
-    database_url, db, invariants
+def test_a_batch_transaction_lost_after_the_first_credit_in_a_currency_does_not_break_its_records(
+    database_url, db, invariants, monkeypatch
 ):
     currency = _unused_currency(db)
     wallet_id = _wallet(currency)
+    call = EventBatchRepository.apply
+    faults: list[int] = []
 
-    def credit_then_refused(uow, principal) -> Effect:
-        # A rule that refuses the record after its credit was written: its savepoint is undone,
-        # the system account row it created with it.
-        ledger.credit_wallet(uow, principal, wallet_id, 5, ledger.Memo())
-        raise errors.InvalidStateError("refused after the credit")
+    def fails_once_after_the_call(repository, records):
+        outcomes = call(repository, records)  # the credits written, the system account created
+        if not faults:
+            faults.append(len(records))
+            raise RuntimeError("a fault after the call: the batch transaction is rolled back")
+        return outcomes
 
-    def credit(uow, principal) -> Effect:
-        return Effect(transaction=ledger.credit_wallet(uow, principal, wallet_id, 7, ledger.Memo()))
+    monkeypatch.setattr(EventBatchRepository, "apply", fails_once_after_the_call)
+    credit = Deposit(wallet_id=wallet_id, external_ref=None, amount=7, currency=currency)
 
-    refused, applied, later = ingestion.ingest_batch(
-        SqlUnitOfWork,
-        [
-            BatchItem(_receipt(), effect=credit_then_refused),
-            BatchItem(_receipt(), effect=credit),
-            BatchItem(_receipt(), effect=credit),
-        ],
-    )
+    outcomes = ingestion.ingest_batch(SqlUnitOfWork, [BatchItem(_receipt(), credit) for _ in range(2)])
 
-    assert isinstance(refused, IngestionResult)
-    assert refused.disposition is Disposition.REJECTED
-    assert isinstance(applied, IngestionResult), applied
-    assert applied.disposition is Disposition.APPLIED
-    assert isinstance(later, IngestionResult), later
-    assert later.disposition is Disposition.APPLIED
+    assert faults == [2]  # the batch transaction; then each record on its own
+    assert [(type(o), getattr(o, "disposition", o)) for o in outcomes] == [
+        (IngestionResult, Disposition.APPLIED)
+    ] * 2
     assert _balance(db, wallet_id) == 14
     assert _system_accounts(db, currency) == 1
     assert invariants() == []

@@ -18,7 +18,7 @@ def _balance(api, wallet_id: str) -> int:
 
 def _transactions_that_recorded(db, provider: str) -> int:
     """The number of transactions that recorded the provider's events: received_at is now(), the
-    time its transaction started (xmin would not do: a row written in a savepoint has its own)."""
+    time its transaction started."""
     return db.execute(
         "SELECT count(DISTINCT received_at) FROM provider_events WHERE provider = %s", (provider,)
     ).fetchone()[0]

@@ -161,7 +161,4 @@ class EventBatchRepository(Repository):
             for record in records
         ]
         rows = self._session.fetch(_APPLY_SQL, {"records": json.dumps(document)})
-        outcomes = [RecordOutcome(*row) for row in rows]
-        if outcomes:
-            self._session.now = outcomes[0].at
-        return outcomes
+        return [RecordOutcome(*row) for row in rows]

@@ -54,7 +54,6 @@ _CURRENT_WALLET_SQL = f"""
     FROM wallets AS w
 """  # noqa: S608  # nosec B608
 _WALLET_BY_ID_SQL = _CURRENT_WALLET_SQL + "WHERE w.id = %(value)s"
-_WALLET_BY_EXTERNAL_REF_SQL = _CURRENT_WALLET_SQL + "WHERE w.external_ref = %(value)s"
 # An owner's wallets, newest first.
 _WALLETS_OF_OWNER = NewestFirst.of(_CURRENT_WALLET_SQL + "WHERE w.owner_id = %(owner)s", "w")
 
@@ -112,10 +111,6 @@ class WalletRepository(Repository):
 
     def get(self, wallet_id: uuid.UUID) -> Wallet | None:
         rows = self._session.fetch(_WALLET_BY_ID_SQL, {"value": wallet_id})
-        return _wallet(rows[0]) if rows else None
-
-    def get_by_external_ref(self, external_ref: str) -> Wallet | None:
-        rows = self._session.fetch(_WALLET_BY_EXTERNAL_REF_SQL, {"value": external_ref})
         return _wallet(rows[0]) if rows else None
 
     def get_for_update(self, wallet_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Wallet]:
@@ -213,7 +208,7 @@ SYSTEM_ACCOUNT_NAMESPACE = uuid.UUID("5b0c2a4e-4f4e-4a59-9c61-77616c6c6574")
 # wallets are locked, none of its own once deferred to the commit). Entry FKs are checked at the end
 # of the statement, when the transaction row from the sibling CTE exists. The currency's system
 # account (when the transaction has a system leg) is created by the statement itself if it does not
-# exist yet: nothing is remembered outside the database, so a transaction or savepoint that created
+# exist yet: nothing is remembered outside the database, so a transaction that created
 # it and was then rolled back leaves no later posting without it (an existing row costs one index
 # probe, and no lock). A locked wallet that was not
 # updated (impossible under FOR NO KEY UPDATE) fails the statement, by a division by zero, and so

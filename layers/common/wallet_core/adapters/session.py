@@ -122,12 +122,6 @@ class RawSession:
         time instead of letting psycopg prepare it (see psycopg's `Cursor.execute`)."""
         self._pending.append((sql, params, prepare))
 
-    def flush(self) -> None:
-        self._claim_before()
-        if self._pending:
-            with self._raw.pipeline():
-                self._send_pending()
-
     def fetch_one(self, sql: str, params: Params) -> tuple[Any, ...] | None:
         """The statement's first row, or None when it returns none."""
         rows = self.fetch(sql, params)
@@ -147,17 +141,11 @@ class RawSession:
                 self._cursor.execute("COMMIT")
 
     def rollback(self) -> None:
-        """Forget what is pending and end the transaction, if one is open (a no-op after COMMIT)."""
-        self.discard()
+        """End the transaction, if one is open (a no-op after COMMIT). What is pending is never sent:
+        a session ends with its unit of work."""
         self._raw.rollback()
 
     def _send_pending(self) -> None:
         pending, self._pending = self._pending, []
         for sql, params, prepare in pending:
             self._cursor.execute(sql, params, prepare=prepare)
-
-    def discard(self) -> None:
-        self._pending.clear()
-        self._claim = None
-        self.completed = None
-        self.now = None

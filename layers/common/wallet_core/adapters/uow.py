@@ -15,11 +15,7 @@ from wallet_core.adapters.db import (
 )
 from wallet_core.adapters.event_batches import EventBatchRepository
 from wallet_core.adapters.holds import HoldRepository
-from wallet_core.adapters.provider_events import (
-    BalanceSnapshotRepository,
-    ProviderEventRepository,
-    UnresolvedSettlementRepository,
-)
+from wallet_core.adapters.provider_events import BalanceSnapshotRepository, UnresolvedSettlementRepository
 from wallet_core.adapters.repositories import IdempotencyRepository, LedgerRepository, WalletRepository
 from wallet_core.adapters.session import RawSession
 from wallet_core.domain import errors
@@ -38,27 +34,11 @@ def _alive(pooled: PooledConnection) -> bool:
     return True
 
 
-class _ExitWith:
-    """A `with` block of this module that only looks at the exception it ends with (`_exit`)."""
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._exit(exc)
-
-    def _exit(self, exc: BaseException | None) -> None:
-        raise NotImplementedError  # pragma: no cover - every subclass has its own
-
-
-class SqlUnitOfWork(_ExitWith):
+class SqlUnitOfWork:
     wallets: WalletRepository
     ledger: LedgerRepository
     idempotency: IdempotencyRepository
     holds: HoldRepository
-    provider_events: ProviderEventRepository
     balance_snapshots: BalanceSnapshotRepository
     unresolved_settlements: UnresolvedSettlementRepository
     event_batches: EventBatchRepository
@@ -97,13 +77,17 @@ class SqlUnitOfWork(_ExitWith):
         self.ledger = LedgerRepository(session)
         self.idempotency = IdempotencyRepository(session)
         self.holds = HoldRepository(session)
-        self.provider_events = ProviderEventRepository(session)
         self.balance_snapshots = BalanceSnapshotRepository(session)
         self.unresolved_settlements = UnresolvedSettlementRepository(session)
         self.event_batches = EventBatchRepository(session)
         return self
 
-    def _exit(self, exc: BaseException | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         pooled, self._pooled = self._pooled, None
         source, self._source = self._source, None
         session, self._session = self._session, None
@@ -128,78 +112,9 @@ class SqlUnitOfWork(_ExitWith):
                 raise translated from exc
             note_hidden_parameters(exc)
 
-    def _open_session(self) -> RawSession:
-        if self._session is None:
-            raise RuntimeError("the unit of work is used outside of `with uow:`")
-        return self._session
-
-    def savepoint(self) -> Savepoint:
-        """A savepoint in this transaction: one record of a batch (see `Savepoint`)."""
-        return Savepoint(self._open_session())
-
     def commit(self) -> None:
-        session = self._open_session()
+        session = self._session
+        if session is None:
+            raise RuntimeError("the unit of work is used outside of `with uow:`")
         self._committing = True  # a connection lost from here on leaves the outcome unknown
         session.commit()  # the deferred writes and COMMIT, one round trip
-
-
-class Savepoint(_ExitWith):
-    """One record's share of a batch transaction: `with uow.savepoint():` undoes what the block wrote
-    when it raises, and only that, so the records before it still commit with the batch; `rollback()`
-    undoes it and carries on in the same savepoint (to record a rejection instead).
-
-    SAVEPOINT travels with the block's first statement and RELEASE with its deferred writes (one round
-    trip at the end of the block, so an error in a deferred write is raised here, for this record).
-    An error that leaves the transaction unusable (the connection broke, or the savepoint could not be
-    rolled back to) is raised as ConnectionLostError: nothing of the transaction commits, and the
-    caller must not acknowledge anything that was done in it."""
-
-    _NAME = "wallet_record"
-
-    def __init__(self, session: RawSession) -> None:
-        self._session = session
-
-    def __enter__(self) -> Savepoint:
-        self._session.defer(f"SAVEPOINT {self._NAME}", {}, prepare=False)
-        return self
-
-    def _exit(self, exc: BaseException | None) -> None:
-        if exc is None:
-            self._session.defer(f"RELEASE SAVEPOINT {self._NAME}", {}, prepare=False)
-            try:
-                self._session.flush()
-            except Exception as flush_error:
-                self._undo(flush_error)
-                raise self._translated(flush_error) from flush_error
-            return
-        if not isinstance(exc, Exception):
-            return  # KeyboardInterrupt and the like: the whole transaction is abandoned anyway
-        self._undo(exc)
-        translated = self._translated(exc)
-        if translated is not exc:
-            raise translated from exc
-
-    def rollback(self) -> None:
-        """Undo what was written since the savepoint; the savepoint stays for what follows."""
-        self._session.discard()
-        try:
-            self._session.connection.execute(f"ROLLBACK TO SAVEPOINT {self._NAME}")
-        except Exception as exc:
-            raise errors.ConnectionLostError() from exc
-
-    def _undo(self, cause: BaseException) -> None:
-        self._session.discard()  # writes still waiting belong to this record
-        if is_disconnect(cause):
-            raise errors.ConnectionLostError() from cause
-        driver = self._session.connection
-        try:
-            with driver.pipeline():
-                driver.execute(f"ROLLBACK TO SAVEPOINT {self._NAME}")
-                driver.execute(f"RELEASE SAVEPOINT {self._NAME}")
-        except Exception as exc:
-            # The transaction cannot go on: none of it will commit.
-            raise errors.ConnectionLostError() from exc
-
-    @staticmethod
-    def _translated(exc: BaseException) -> BaseException:
-        return translate_error(exc) or exc

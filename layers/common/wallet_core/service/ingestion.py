@@ -6,12 +6,12 @@ caller does with an event follows from how it ends:
 
 - applied or duplicate: acknowledged;
 - a business rule says it can never apply (currency mismatch, capture above the hold, hold no
-  longer active, wallet closed, unknown provider...): rolled back, recorded as rejected with the
-  reason, acknowledged;
+  longer active, wallet closed, unknown provider...): recorded as rejected with the reason, with no
+  effect, acknowledged;
 - a settlement of a hold that lapsed and whose wallet cannot cover it (the money has left at the
   provider, so it is a fact, not a rejection): recorded as unresolved for an operator, acknowledged;
 - it may apply later (the wallet or hold it names does not exist yet) or the database failed:
-  rolled back and raised, so the queue delivers it again (and dead-letters it in the end).
+  nothing is recorded, and the queue delivers it again (and dead-letters it in the end).
 
 A batch (`ingest_batch`) applies up to RECORDS_PER_TRANSACTION records in one transaction: the
 same outcomes per record, one commit for all of them. What a record did is reported only once its
@@ -22,8 +22,7 @@ The events of the contract (deposit.settled, withdrawal.settled, withdrawal.fail
 and the rejections of events that can never apply) are applied by one server-side call per batch
 transaction, wallet_apply_provider_events: their rules, and the order they are checked in, are
 written once, in migrations/versions/0005_provider_event_batches.py (why a function: see there).
-Here: the outcomes it answers, as the same dispositions and domain errors with the same texts. Any
-other effect (`BatchItem.effect`) runs in Python, in a savepoint of the same transaction.
+Here: the outcomes it answers, as the same dispositions and domain errors with the same texts.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -45,18 +43,14 @@ from wallet_core.adapters.event_batches import (
     RecordOutcome,
     Settlement,
 )
-from wallet_core.adapters.provider_events import (
-    BalanceSnapshotRepository,
-    ProviderEventRepository,
-    UnresolvedSettlementRepository,
-)
+from wallet_core.adapters.provider_events import BalanceSnapshotRepository, UnresolvedSettlementRepository
 from wallet_core.domain import errors
-from wallet_core.domain.models import BalanceSnapshot, Page, Transaction, UnresolvedSettlement
-from wallet_core.domain.principal import ADMIN_SCOPE, Principal
+from wallet_core.domain.models import BalanceSnapshot, Page, UnresolvedSettlement
+from wallet_core.domain.principal import Principal
 from wallet_core.service.access import require_admin
-from wallet_core.service.holds import HoldUnitOfWork
 from wallet_core.service.pagination import newest_first_page
-from wallet_core.service.unit_of_work import retrying
+from wallet_core.service.unit_of_work import Transactional, retrying
+from wallet_core.service.wallets import UnitOfWork
 
 MAX_ATTEMPTS = 5
 T = TypeVar("T")
@@ -73,20 +67,13 @@ T = TypeVar("T")
 RECORDS_PER_TRANSACTION = 25
 
 
-class IngestionUnitOfWork(HoldUnitOfWork, Protocol):
-    provider_events: ProviderEventRepository
+class IngestionUnitOfWork(UnitOfWork, Protocol):
     balance_snapshots: BalanceSnapshotRepository
     unresolved_settlements: UnresolvedSettlementRepository
 
 
-class Rollback(Protocol):
-    def rollback(self) -> None: ...
-
-
-class BatchUnitOfWork(IngestionUnitOfWork, Protocol):
+class BatchUnitOfWork(Transactional, Protocol):
     event_batches: EventBatchRepository
-
-    def savepoint(self) -> AbstractContextManager[Rollback]: ...
 
 
 @dataclass(frozen=True)
@@ -101,9 +88,8 @@ class EventReceipt:
 
 @dataclass(frozen=True)
 class Effect:
-    transaction: Transaction | None = None
-    transaction_id: uuid.UUID | None = None  # what the server-side call posted (it returns the id only)
-    hold_id: uuid.UUID | None = None
+    """What an applied event left that its caller reports on (a metric, an operator's log line)."""
+
     snapshot: BalanceSnapshot | None = None
     unresolved: UnresolvedSettlement | None = None
 
@@ -122,83 +108,14 @@ class IngestionResult:
     reason: str | None = None
 
 
-EventEffect = Callable[[IngestionUnitOfWork, Principal], Effect]
-
-# Errors that say nothing final about the event: it is delivered again. NotFoundError is "not yet":
-# events can arrive before the wallet or hold they refer to.
-_RETRY_LATER = (errors.NotFoundError, errors.ConcurrencyConflictError, errors.ServiceUnavailableError)
-
-
-def provider_principal(provider: str) -> Principal:
-    """Events are trusted back-end input: they act as an admin named after their provider."""
-    return Principal(subject=f"provider:{provider}", scopes=frozenset({ADMIN_SCOPE}))
-
-
-def ingest(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:
-    """Apply the event once. Deadlocks roll the attempt back and run it again."""
-    return retrying(lambda: _attempt(uow, receipt, effect), attempts=MAX_ATTEMPTS)
-
-
-def _attempt(uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect) -> IngestionResult:
-    with uow:
-        outcome = _apply(uow, receipt, effect)
-        if isinstance(outcome, IngestionResult):
-            if outcome.disposition is not Disposition.DUPLICATE:
-                uow.commit()
-            return outcome
-    return reject(uow, receipt, _reason(outcome))  # the claim and the effect were rolled back
-
-
-def _apply(
-    uow: IngestionUnitOfWork, receipt: EventReceipt, effect: EventEffect
-) -> IngestionResult | errors.WalletServiceError:
-    """Claim the event and apply its effect in the open transaction (or savepoint). A rule that says
-    it can never apply is returned, not raised: the caller undoes the writes, then records it."""
-    if not uow.provider_events.claim(receipt.provider, receipt.event_id, receipt.type, receipt.payload):
-        return IngestionResult(Disposition.DUPLICATE)
-    try:
-        applied = effect(uow, provider_principal(receipt.provider))
-    except _RETRY_LATER:
-        raise  # the caller's rollback undoes the claim too
-    except errors.WalletServiceError as error:
-        return error
-    if applied.unresolved is not None:
-        uow.provider_events.mark_unresolved(
-            receipt.provider,
-            receipt.event_id,
-            hold_id=applied.unresolved.hold_id,
-            reason=applied.unresolved.reason,
-        )
-        return IngestionResult(Disposition.UNRESOLVED, applied, reason=applied.unresolved.reason)
-    uow.provider_events.mark_applied(
-        receipt.provider,
-        receipt.event_id,
-        transaction_id=applied.transaction.id if applied.transaction else None,
-        hold_id=applied.hold_id,
-    )
-    return IngestionResult(Disposition.APPLIED, applied)
-
-
-def _reason(rejection: errors.WalletServiceError) -> str:
-    return f"{rejection.code}: {rejection.detail}"
-
-
-# --- Batches -------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class BatchItem:
-    """One record of a batch: an event of the contract (`action`, applied by the server-side call),
-    another effect to apply in Python (`effect`), or one already known never to apply (`rejection`,
-    its reason), recorded as rejected."""
+    """One record of a batch: the event and what it asks of the ledger (a `Rejection` for one
+    already known never to apply, recorded as rejected)."""
 
     receipt: EventReceipt
-    effect: EventEffect | None = None
-    rejection: str | None = None
-    action: Action | None = None
+    action: Action
 
-
-_UNDECIDED = RuntimeError("the record was not decided")  # unreachable: every chunk decides all its records
 
 # What became of a record: its result once committed, or the error it is redelivered for.
 Outcome = IngestionResult | Exception
@@ -208,126 +125,62 @@ def ingest_batch(new_uow: Callable[[], BatchUnitOfWork], items: Sequence[BatchIt
     """Apply a batch, RECORDS_PER_TRANSACTION records per transaction; the outcomes are in the items'
     order. An item twice in one batch applies once: the second finds the first's row in the same
     transaction (and both are redelivered if that transaction fails)."""
-    outcomes: list[Outcome | None] = [None] * len(items)
+    outcomes: list[Outcome] = []
     for start in range(0, len(items), RECORDS_PER_TRANSACTION):
-        _apply_chunk(new_uow, items, range(start, min(start + RECORDS_PER_TRANSACTION, len(items))), outcomes)
-    return [outcome if outcome is not None else _UNDECIDED for outcome in outcomes]
+        outcomes += _apply_chunk(new_uow, items[start : start + RECORDS_PER_TRANSACTION])
+    return outcomes
 
 
-def _apply_chunk(
-    new_uow: Callable[[], BatchUnitOfWork],
-    items: Sequence[BatchItem],
-    chunk: range,
-    outcomes: list[Outcome | None],
-) -> None:
-    decided: dict[int, Outcome] = {}
-    # Records that met a deadlock or a lock timeout in Python: their savepoint is undone, but the
-    # locks of the records before them are held until the commit, so trying again in this
-    # transaction would wait on the same batch again. They run on their own once it has committed.
-    after_commit: list[int] = []
+def _apply_chunk(new_uow: Callable[[], BatchUnitOfWork], chunk: Sequence[BatchItem]) -> list[Outcome]:
     committing = False
     try:
-        uow = new_uow()
-        with uow:
-            in_call: list[int] = []  # consecutive records for one server-side call
-            for index in chunk:
-                if items[index].action is not None:
-                    in_call.append(index)
-                    continue
-                _apply_in_one_call(uow, items, in_call, decided)
-                in_call = []
-                try:
-                    decided[index] = _apply_in_savepoint(uow, items[index])
-                except errors.ServiceUnavailableError:
-                    raise  # the connection, and the transaction with it, is gone
-                except errors.ConcurrencyConflictError:
-                    after_commit.append(index)
-                except Exception as error:  # not yet, or a fault of this record alone
-                    decided[index] = error
-            _apply_in_one_call(uow, items, in_call, decided)
+        with new_uow() as uow:
+            answers = uow.event_batches.apply([_record(item) for item in chunk])
             committing = True
             uow.commit()
     except (errors.ConnectionLostError, errors.ConcurrencyConflictError):
         # Nothing of the transaction committed (the connection broke before COMMIT, the call lost a
         # race, or the commit itself lost a conflict): every record of it runs again, each in its
         # own transaction.
-        decided, after_commit = {}, list(chunk)
+        pass
     except errors.ServiceUnavailableError as error:
         # The database is unreachable, or the commit's outcome is unknown: redelivery decides (a
         # record that did commit is then a duplicate, acknowledged without a second effect).
-        decided, after_commit = dict.fromkeys(chunk, error), []
+        return [error] * len(chunk)
     except Exception as error:
         if committing:  # the commit's outcome is unknown, as above
-            decided, after_commit = dict.fromkeys(chunk, error), []
-        else:
-            # The server-side call failed (a fault of one of its records: nothing of the transaction
-            # commits); each record on its own, so that one fault never fails its neighbours.
-            decided, after_commit = {}, list(chunk)
-    for index, outcome in decided.items():
-        outcomes[index] = outcome
-    for index in after_commit:
-        outcomes[index] = _apply_alone(new_uow, items[index])
-
-
-def _apply_in_one_call(
-    uow: BatchUnitOfWork, items: Sequence[BatchItem], indexes: list[int], decided: dict[int, Outcome]
-) -> None:
-    if not indexes:
-        return
-    answers = uow.event_batches.apply([_record(items[index]) for index in indexes])
-    for index, answer in zip(indexes, answers, strict=True):
-        decided[index] = _outcome(items[index], answer)
-
-
-def _apply_in_savepoint(uow: BatchUnitOfWork, item: BatchItem) -> IngestionResult:
-    receipt = item.receipt
-    with uow.savepoint() as savepoint:
-        if item.effect is None:
-            return _recorded_rejection(uow, receipt, item.rejection or "rejected")
-        outcome = _apply(uow, receipt, item.effect)
-        if isinstance(outcome, IngestionResult):
-            return outcome
-        savepoint.rollback()  # the claim and whatever the effect wrote
-        return _recorded_rejection(uow, receipt, _reason(outcome))
+            return [error] * len(chunk)
+        # The server-side call failed (a fault of one of its records: nothing of the transaction
+        # commits); each record on its own, so that one fault never fails its neighbours.
+    else:
+        return [_outcome(item, answer) for item, answer in zip(chunk, answers, strict=True)]
+    return [_apply_alone(new_uow, item) for item in chunk]
 
 
 def _apply_alone(new_uow: Callable[[], BatchUnitOfWork], item: BatchItem) -> Outcome:
+    """The server-side call for one record, in a transaction of its own. Deadlocks, a lost race for
+    the event's key and a lost connection roll the attempt back and run it again."""
+
+    def attempt() -> Outcome:
+        with new_uow() as uow:
+            answer = uow.event_batches.apply([_record(item)])[0]
+            uow.commit()
+        return _outcome(item, answer)
+
     try:
-        if item.action is not None:
-            return _call_alone(new_uow, item)
-        if item.effect is None:
-            return reject(new_uow(), item.receipt, item.rejection or "rejected")
-        return ingest(new_uow(), item.receipt, item.effect)
+        return retrying(attempt, attempts=MAX_ATTEMPTS)
     except Exception as error:
         return error
 
 
-def _call_alone(new_uow: Callable[[], BatchUnitOfWork], item: BatchItem) -> Outcome:
-    """The server-side call for one record, in a transaction of its own. Deadlocks, a lost race for
-    the event's key and a lost connection roll the attempt back and run it again."""
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            uow = new_uow()
-            with uow:
-                answer = uow.event_batches.apply([_record(item)])[0]
-                uow.commit()
-            return _outcome(item, answer)
-        except (errors.ConcurrencyConflictError, errors.ConnectionLostError):
-            if attempt == MAX_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _record(item: BatchItem) -> EventRecord:
     receipt = item.receipt
-    if item.action is None:  # pragma: no cover - only records with an action are sent
-        raise ValueError("the record has no action for the server-side call")
     return EventRecord(
         provider=receipt.provider,
         event_id=receipt.event_id,
         type=receipt.type,
         payload=receipt.payload,
-        created_by=provider_principal(receipt.provider).subject,
+        created_by=f"provider:{receipt.provider}",  # events are trusted back-end input, by provider
         action=item.action,
     )
 
@@ -351,8 +204,7 @@ def _outcome(item: BatchItem, answer: RecordOutcome) -> Outcome:
                     reported_at=action.reported_at,
                     created_at=answer.at,
                 )
-            effect = Effect(transaction_id=answer.transaction_id, hold_id=answer.hold_id, snapshot=snapshot)
-            return IngestionResult(Disposition.APPLIED, effect)
+            return IngestionResult(Disposition.APPLIED, Effect(snapshot=snapshot))
         case "duplicate":
             return IngestionResult(Disposition.DUPLICATE)
         case "rejected":
@@ -371,7 +223,7 @@ def _outcome(item: BatchItem, answer: RecordOutcome) -> Outcome:
             )
             return IngestionResult(
                 Disposition.UNRESOLVED,
-                Effect(hold_id=answer.hold_id, unresolved=unresolved),
+                Effect(unresolved=unresolved),
                 reason=answer.reason,
             )
         case "wallet_not_found" if isinstance(action, Deposit | BalanceReport):
@@ -414,24 +266,6 @@ def provider_rejection(
     if receipt.provider not in accepted:
         return receipt, f"unknown_provider: {receipt.provider!r} is not in WALLET_PROVIDERS"
     return None
-
-
-def reject(uow: IngestionUnitOfWork, receipt: EventReceipt, reason: str) -> IngestionResult:
-    """Record an event that can never apply. If a twin delivery recorded the key first, its outcome
-    stands and this one is a duplicate."""
-    with uow:
-        result = _recorded_rejection(uow, receipt, reason)
-        uow.commit()
-    return result
-
-
-def _recorded_rejection(uow: IngestionUnitOfWork, receipt: EventReceipt, reason: str) -> IngestionResult:
-    recorded = uow.provider_events.add_rejected(
-        receipt.provider, receipt.event_id, receipt.type, receipt.payload, reason
-    )
-    if not recorded:
-        return IngestionResult(Disposition.DUPLICATE)
-    return IngestionResult(Disposition.REJECTED, reason=reason)
 
 
 def list_balance_snapshots(
