@@ -118,10 +118,10 @@ def action_of(message: Valid) -> Action:
     match event:
         case DepositSettled():
             return Deposit(
-                wallet_id=event.wallet_id,
-                external_ref=event.external_ref,
-                amount=event.amount,
-                currency=event.currency,
+                event.wallet_id,
+                event.external_ref,
+                event.amount,
+                event.currency,
                 reference=event.reference,
                 description=f"deposit.settled from {provider}",
                 metadata=origin,
@@ -134,11 +134,7 @@ def action_of(message: Valid) -> Action:
             return PayoutFailure(hold_id=event.hold_id)
         case BalanceReported():
             return BalanceReport(
-                wallet_id=event.wallet_id,
-                external_ref=event.external_ref,
-                balance=event.balance,
-                currency=event.currency,
-                reported_at=event.occurred_at,
+                event.wallet_id, event.external_ref, event.balance, event.currency, event.occurred_at
             )
     raise AssertionError(f"no action for {type(event).__name__}")  # pragma: no cover
 
