@@ -1,6 +1,6 @@
 """`make bench`: what bounds a deployment, measured in one run on one server.
 
-    python -m bench [--duration 20] [--clients 8] [--wallets 1000] [--durable]
+    python -m bench [--duration 20] [--rounds 4] [--clients 8] [--wallets 1000] [--durable]
 
 In AWS the handlers run in Lambda and scale out; the database does not. So the main figures are the
 database server's CPU per committed transaction, with PostgreSQL pinned to one CPU and every client
@@ -10,6 +10,16 @@ database server's CPU per committed transaction, with PostgreSQL pinned to one C
 2. POST /v1/transfers through functions/transfer_create/app.py, one worker process per client, each
    like a Lambda container (own interpreter, own engine, pool_size 1), random wallet pairs.
 3. The same with every transfer into or out of one hot wallet.
+   1-3 run interleaved, after a short warm-up of each: `--rounds` rounds of (random pairs, hot
+   wallet), each round between two tpcb-like phases (T R H T H R T ...). A round's ratio is the mean
+   of the two tpcb-like phases around it over the transfer phase; the figure is the median over the
+   rounds. On a shared machine the server's CPU per transaction drifts by tens of percent over a
+   minute (other processes on its CPU, caches, autovacuum): phases measured seconds apart share
+   most of that drift, and one disturbed phase moves the median little.
+   Each round also runs tpcb-like held (pgbench -R) to the rate each of its transfer phases
+   reached: the Python workers cannot load the server as pgbench does, and a server that waits
+   between requests spends more CPU on each, so this ratio at equal load tells that apart from the
+   SQL's own cost. The targets stay on the first ratio (issue 12's definition).
 4. SQS batches of 100 deposit.settled records (10% redeliveries) through
    functions/ingest_events/app.py: server CPU per provider event applied.
 5. One warm container alone: client CPU, p50/p99 latency and round trips per transfer.
@@ -84,7 +94,9 @@ DatabaseFactory = Callable[[str], str]  # prefix -> SQLAlchemy URL of a new, emp
 
 @dataclass(frozen=True)
 class Options:
-    duration: float = 20.0
+    duration: float = 20.0  # seconds of each kind of database phase, split over `rounds`
+    rounds: int = 4
+    warmup: float = 2.0  # seconds of each kind run first and not counted (0: none)
     clients: int = 8
     threads: int = 2
     scale: int = 8
@@ -256,11 +268,19 @@ def pgbench_init(url: str, scale: int) -> None:
 
 
 def pgbench_run(
-    url: str, *, duration: float, clients: int, threads: int, postmaster_pid: int | None = None
+    url: str,
+    *,
+    duration: float,
+    clients: int,
+    threads: int,
+    postmaster_pid: int | None = None,
+    rate: float | None = None,
 ) -> PgbenchResult:
+    """tpcb-like as fast as it goes, or at `rate` transactions per second (pgbench -R)."""
     args, env = _libpq_args(url)
     command = [
         pgserver.pg_binary("pgbench"),
+        *([] if rate is None else ["-R", f"{max(1.0, rate):.0f}"]),
         "-b",
         "tpcb-like",
         "-c",
@@ -282,6 +302,32 @@ def pgbench_run(
     )
     result.cpu = cpu
     return result
+
+
+def _sum_or_none(values: list[Any]) -> Any:
+    return None if not values or any(value is None for value in values) else sum(values)
+
+
+def merge_cpu(windows: list[CpuWindow]) -> CpuWindow:
+    """The CPU of several windows together (machine busy: their mean)."""
+    busy = [window.machine_busy for window in windows if window.machine_busy is not None]
+    return CpuWindow(
+        machine_busy=statistics.fmean(busy) if busy and len(busy) == len(windows) else None,
+        server_seconds=_sum_or_none([window.server_seconds for window in windows]),
+        client_seconds=_sum_or_none([window.client_seconds for window in windows]),
+    )
+
+
+def combine_pgbench(runs: list[PgbenchResult]) -> PgbenchResult:
+    """Equal-length pgbench runs as one: transactions and CPU summed, tps and latency averaged."""
+    latencies = [run.latency_ms for run in runs if run.latency_ms is not None]
+    return PgbenchResult(
+        tps=statistics.fmean(run.tps for run in runs),
+        latency_ms=statistics.fmean(latencies) if latencies else None,
+        transactions=_sum_or_none([run.transactions for run in runs]),
+        failed=_sum_or_none([run.failed for run in runs]),
+        cpu=merge_cpu([run.cpu for run in runs]),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,6 +357,23 @@ class TransferResult:
     @property
     def latency_mean(self) -> float | None:
         return statistics.fmean(self.latencies_ms) if self.latencies_ms else None
+
+
+def combine_transfers(runs: list[TransferResult]) -> TransferResult:
+    """Windows of one scenario as one: counts, time and CPU summed, latencies pooled."""
+    total = TransferResult(
+        scenario=runs[0].scenario,
+        duration=sum(run.duration for run in runs),
+        ok=sum(run.ok for run in runs),
+        statuses=sum((run.statuses for run in runs), Counter()),
+        latencies_ms=[ms for run in runs for ms in run.latencies_ms],
+        problems={},
+    )
+    for run in runs:
+        for status, problem in run.problems.items():
+            total.problems.setdefault(status, problem)
+    total.cpu = merge_cpu([run.cpu for run in runs])
+    return total
 
 
 @dataclass
@@ -516,6 +579,75 @@ def check_ledger(url: str) -> str:
 # The whole run
 
 
+@dataclass(frozen=True)
+class CostRound:
+    """One round of the interleaved phases: server CPU per committed transaction (ms) of the
+    tpcb-like phases just before and just after it, and of the two transfer phases between them."""
+
+    tpcb_before_ms: float | None
+    uniform_ms: float | None
+    hot_ms: float | None
+    tpcb_after_ms: float | None
+    # tpcb-like held to the rate each transfer phase reached (see run_bench), when measured
+    tpcb_at_uniform_rate_ms: float | None = None
+    tpcb_at_hot_rate_ms: float | None = None
+
+    @property
+    def tpcb_ms(self) -> float | None:
+        """The yardstick at the round's time: the mean of the phases around it (a steady drift of
+        the machine cancels out)."""
+        if self.tpcb_before_ms is None or self.tpcb_after_ms is None:
+            return None
+        return (self.tpcb_before_ms + self.tpcb_after_ms) / 2
+
+    @property
+    def uniform_ratio(self) -> float | None:
+        return _ratio(self.tpcb_ms, self.uniform_ms)
+
+    @property
+    def hot_ratio(self) -> float | None:
+        return _ratio(self.tpcb_ms, self.hot_ms)
+
+    @property
+    def uniform_same_rate_ratio(self) -> float | None:
+        return _ratio(self.tpcb_at_uniform_rate_ms, self.uniform_ms)
+
+    @property
+    def hot_same_rate_ratio(self) -> float | None:
+        return _ratio(self.tpcb_at_hot_rate_ms, self.hot_ms)
+
+
+def _pgbench_ms(run: PgbenchResult) -> float | None:
+    return _per_txn_ms(run.cpu.server_seconds, run.transactions or 0)
+
+
+def cost_rounds(
+    tpcb: list[PgbenchResult],
+    uniform: list[TransferResult],
+    hot: list[TransferResult],
+    same_rate: list[tuple[PgbenchResult, PgbenchResult]] | None = None,
+) -> list[CostRound]:
+    """Round i lies between tpcb[i] and tpcb[i + 1]; same_rate[i] is tpcb-like held to its
+    transfer phases' rates (random pairs, hot wallet)."""
+    return [
+        CostRound(
+            tpcb_before_ms=_pgbench_ms(tpcb[i]),
+            uniform_ms=_per_txn_ms(uniform[i].cpu.server_seconds, uniform[i].ok),
+            hot_ms=_per_txn_ms(hot[i].cpu.server_seconds, hot[i].ok),
+            tpcb_after_ms=_pgbench_ms(tpcb[i + 1]),
+            tpcb_at_uniform_rate_ms=_pgbench_ms(same_rate[i][0]) if same_rate else None,
+            tpcb_at_hot_rate_ms=_pgbench_ms(same_rate[i][1]) if same_rate else None,
+        )
+        for i in range(len(uniform))
+    ]
+
+
+def _median(values: list[float | None]) -> float | None:
+    if not values or any(value is None for value in values):
+        return None
+    return statistics.median(value for value in values if value is not None)
+
+
 @dataclass
 class BenchResult:
     options: Options
@@ -530,6 +662,8 @@ class BenchResult:
     ledger: str
     ingest: IngestResult
     ingest_started: WorkerStart
+    # the interleaved database phases, round by round (pgbench, uniform and hot above: all rounds together)
+    rounds: list[CostRound] = field(default_factory=list)
 
     # Server CPU per committed transaction, in ms (None when the server's CPU is not visible).
     @property
@@ -548,13 +682,33 @@ class BenchResult:
     def ingest_server_ms(self) -> float | None:
         return _per_txn_ms(self.ingest.cpu.server_seconds, self.ingest.events)
 
-    # Database cost ratios: tpcb-like's server CPU per transaction / ours (1.0 = as cheap as tpcb).
+    # Database cost ratios: tpcb-like's server CPU per transaction / ours (1.0 = as cheap as tpcb),
+    # the median over the rounds of each round's ratio to the tpcb-like phases around it.
     @property
     def transfer_cost_ratio(self) -> float | None:
-        return _ratio(self.pgbench_server_ms, self.transfer_server_ms)
+        return _median([round_.uniform_ratio for round_ in self.rounds])
 
     @property
     def hot_cost_ratio(self) -> float | None:
+        return _median([round_.hot_ratio for round_ in self.rounds])
+
+    # tpcb-like held to the transfers' own rate over the transfers, median over the rounds: the
+    # SQL compared at equal load (a server that waits between requests spends more CPU on each).
+    @property
+    def transfer_same_rate_ratio(self) -> float | None:
+        return _median([round_.uniform_same_rate_ratio for round_ in self.rounds])
+
+    @property
+    def hot_same_rate_ratio(self) -> float | None:
+        return _median([round_.hot_same_rate_ratio for round_ in self.rounds])
+
+    # The same over all rounds at once (total CPU over total transactions), for comparison.
+    @property
+    def transfer_pooled_ratio(self) -> float | None:
+        return _ratio(self.pgbench_server_ms, self.transfer_server_ms)
+
+    @property
+    def hot_pooled_ratio(self) -> float | None:
         return _ratio(self.pgbench_server_ms, self.hot_server_ms)
 
     @property
@@ -599,6 +753,11 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def phase_seconds(options: Options) -> int:
+    """Seconds of each interleaved phase: whole seconds, as pgbench -T takes them."""
+    return max(1, round(options.duration / max(1, options.rounds)))
+
+
 def run_bench(
     create_database: DatabaseFactory,
     options: Options,
@@ -619,22 +778,46 @@ def run_bench(
     wallet_url = create_database("bench_wallet")
     wallet_ids = prepare_transfer_database(wallet_url, options.wallets, options.setup_timeout)
 
+    phase = phase_seconds(options)
+
+    def tpcb(seconds: float, pid: int | None = postmaster_pid, rate: float | None = None) -> PgbenchResult:
+        return pgbench_run(
+            pgbench_url,
+            duration=seconds,
+            clients=options.clients,
+            threads=options.threads,
+            postmaster_pid=pid,
+            rate=rate,
+        )
+
     with TransferWorkers(wallet_url, wallet_ids, options.clients) as workers:
         log(f"{options.clients} handler workers: spawn, import, warm-up request")
         started = workers.start(options.setup_timeout)
 
-        log(f"pgbench tpcb-like: {options.duration:g} s")
-        pgbench = pgbench_run(
-            pgbench_url,
-            duration=options.duration,
-            clients=options.clients,
-            threads=options.threads,
-            postmaster_pid=postmaster_pid,
+        if options.warmup > 0:
+            warmup = min(options.warmup, phase)
+            log(f"warm-up, not counted: tpcb-like, random pairs, one hot wallet, {warmup:g} s each")
+            tpcb(warmup, None)
+            workers.run(UNIFORM, warmup)
+            workers.run(HOT, warmup)
+        log(
+            f"tpcb-like, then {options.rounds} rounds of: random pairs, one hot wallet, tpcb-like at each"
+            f" of their rates, tpcb-like; {phase:g} s each"
         )
-        log(f"transfers, random pairs: {options.duration:g} s")
-        uniform = workers.run(UNIFORM, options.duration, postmaster_pid)
-        log(f"transfers, one hot wallet: {options.duration:g} s")
-        hot = workers.run(HOT, options.duration, postmaster_pid)
+        tpcb_runs = [tpcb(phase)]
+        uniform_runs: list[TransferResult] = []
+        hot_runs: list[TransferResult] = []
+        same_rate: list[tuple[PgbenchResult, PgbenchResult]] = []
+        for index in range(options.rounds):
+            # the order alternates, so neither scenario always runs nearer the tpcb-like phase before it
+            for scenario in (UNIFORM, HOT) if index % 2 == 0 else (HOT, UNIFORM):
+                runs = uniform_runs if scenario == UNIFORM else hot_runs
+                runs.append(workers.run(scenario, phase, postmaster_pid))
+            # The Python workers, on one CPU, cannot load the server as pgbench does, and a server
+            # that waits between requests spends more CPU on each: tpcb-like held to each transfer
+            # phase's rate says how much of the ratio is that rather than the SQL.
+            same_rate.append((tpcb(phase, rate=uniform_runs[-1].tps), tpcb(phase, rate=hot_runs[-1].tps)))
+            tpcb_runs.append(tpcb(phase))
         log(
             f"one warm container alone: {options.warm_transfers} transfers, {options.traced_transfers} traced"
         )
@@ -649,9 +832,10 @@ def run_bench(
     return BenchResult(
         options=options,
         server=server,
-        pgbench=pgbench,
-        uniform=uniform,
-        hot=hot,
+        pgbench=combine_pgbench(tpcb_runs),
+        uniform=combine_transfers(uniform_runs),
+        hot=combine_transfers(hot_runs),
+        rounds=cost_rounds(tpcb_runs, uniform_runs, hot_runs, same_rate),
         warm=warm,
         imports=imports,
         import_lines=import_lines,
@@ -700,7 +884,7 @@ def summary(result: BenchResult) -> list[tuple[str, str, str, str, str]]:
             f"{b['transfer_ms']} ms",
         ),
         (
-            "  tpcb / transfer",
+            f"  tpcb / transfer, median of {len(r.rounds)} rounds",
             _fmt(r.transfer_cost_ratio, ".2f"),
             f">= {TRANSFER_TARGET} ({TRANSFER_MILESTONE} first)",
             _verdict(r.transfer_cost_ratio, TRANSFER_TARGET)
@@ -720,7 +904,7 @@ def summary(result: BenchResult) -> list[tuple[str, str, str, str, str]]:
             f"{b['hot_ms']} ms",
         ),
         (
-            "  tpcb / hot-wallet transfer",
+            f"  tpcb / hot-wallet transfer, median of {len(r.rounds)}",
             _fmt(r.hot_cost_ratio, ".2f"),
             f">= {HOT_TARGET}",
             _verdict(r.hot_cost_ratio, HOT_TARGET),
@@ -765,15 +949,47 @@ def summary(result: BenchResult) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+def rounds_report(result: BenchResult) -> list[str]:
+    """Each round's figures, so the spread behind the medians is visible."""
+    lines = [
+        "",
+        "server CPU ms per txn, round by round: tpcb-like before | random pairs | hot wallet | tpcb-like"
+        " after -> tpcb / transfer, tpcb / hot (the tpcb-like figure: the mean of the two around it)",
+    ]
+    for number, round_ in enumerate(result.rounds, 1):
+        lines.append(
+            f"  round {number}: {_fmt(round_.tpcb_before_ms, '.3f')} | {_fmt(round_.uniform_ms, '.3f')} | "
+            f"{_fmt(round_.hot_ms, '.3f')} | {_fmt(round_.tpcb_after_ms, '.3f')} -> "
+            f"{_fmt(round_.uniform_ratio, '.2f')}, {_fmt(round_.hot_ratio, '.2f')}"
+        )
+    lines.append(
+        f"  medians {_fmt(result.transfer_cost_ratio, '.2f')}, {_fmt(result.hot_cost_ratio, '.2f')}; all rounds"
+        f" pooled (total CPU / total txns) {_fmt(result.transfer_pooled_ratio, '.2f')},"
+        f" {_fmt(result.hot_pooled_ratio, '.2f')}"
+    )
+    lines.append(
+        "  at equal load (tpcb-like held to each transfer phase's own rate, pgbench -R):"
+        f" tpcb / transfer {_fmt(result.transfer_same_rate_ratio, '.2f')},"
+        f" tpcb / hot {_fmt(result.hot_same_rate_ratio, '.2f')} (medians); tpcb-like ms per round:"
+        + "; ".join(
+            f" {_fmt(r.tpcb_at_uniform_rate_ms, '.3f')} / {_fmt(r.tpcb_at_hot_rate_ms, '.3f')}"
+            for r in result.rounds
+        )
+    )
+    return lines
+
+
 def report(result: BenchResult) -> str:
     o = result.options
     lines = [
-        f"== wallet bench: {o.duration:g} s per run, {o.clients} clients; {result.server} ==",
+        f"== wallet bench: {o.duration:g} s of each database phase ({o.rounds} rounds of {phase_seconds(o)} s"
+        f" for tpcb-like and transfers), {o.clients} clients; {result.server} ==",
         "",
         f"{'figure':<42}{'measured':>16}  {'target':<24}{'verdict':<30}{'before (issue 12)':>18}",
     ]
     for figure, measured, target, verdict, before in summary(result):
         lines.append(f"{figure:<42}{measured:>16}  {target:<24}{verdict:<30}{before:>18}")
+    lines += rounds_report(result)
     lines += [
         "",
         "what it means for a deployment: one database vCPU, busy with nothing else, commits about "
@@ -909,7 +1125,13 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
         "--duration",
         type=_positive_seconds,
         default=float(os.environ.get("BENCH_DURATION") or 20),
-        help="seconds per run (env BENCH_DURATION; default 20)",
+        help="seconds of each kind of database phase, split over --rounds (env BENCH_DURATION; default 20)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds of tpcb-like and transfer phases (4)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of each run first, not counted (2; 0: none)"
     )
     parser.add_argument("--clients", type=int, default=8, help="pgbench clients = handler workers (8)")
     parser.add_argument("--threads", type=int, default=2, help="pgbench threads (2)")
@@ -927,6 +1149,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     args = parser.parse_args(argv)
     options = Options(
         duration=args.duration,
+        rounds=max(1, args.rounds),
+        warmup=max(0.0, args.warmup),
         clients=args.clients,
         threads=args.threads,
         scale=args.scale,
