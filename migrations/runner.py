@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, pool, text
 
-from wallet_core.adapters.db import _with_iam_token, resolve_database_url
+from wallet_core.adapters.db import resolve_database_url, with_iam_token
 from wallet_core.config import Settings, get_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
@@ -57,8 +57,13 @@ def use_iam_tokens(engine: Engine, settings: Settings) -> Engine:
     """With IAM database auth, every new connection of the engine signs a fresh token as its
     password (the service's connections do the same without SQLAlchemy: wallet_core.adapters.db)."""
     if settings.database_iam_auth and not settings.database_url:
-        event.listen(engine, "do_connect", _with_iam_token)
+        event.listen(engine, "do_connect", iam_token_listener)
     return engine
+
+
+def iam_token_listener(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    """SQLAlchemy's `do_connect` hook: the new connection's parameters get a fresh token."""
+    with_iam_token(cparams)
 
 
 def _engine(database_url: str) -> Engine:

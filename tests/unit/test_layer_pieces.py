@@ -112,10 +112,10 @@ def test_iam_auth_connects_as_the_user_with_a_fresh_token_as_password(monkeypatc
     url = db.resolve_database_url(settings)
     engine = runner.use_iam_tokens(sqlalchemy.create_engine(url), settings)
     params = {"host": "proxy.internal", "port": 5432, "user": "wallet_app"}
-    db._with_iam_token(None, None, [], params)
+    db.with_iam_token(params)
 
     assert url.startswith("postgresql+psycopg://wallet_app@proxy.internal:5432/wallet?sslmode=verify-full&")
-    assert sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
+    assert sqlalchemy.event.contains(engine, "do_connect", runner.iam_token_listener)
     assert params["password"].startswith("proxy.internal:5432/?Action=connect&DBUser=wallet_app")
     assert "X-Amz-Signature=" in params["password"]
     db._rds_client.cache_clear()
@@ -126,7 +126,7 @@ def test_iam_auth_without_host_or_user_is_a_clear_503_and_a_url_wins_over_it():
         db.resolve_database_url(Settings(database_iam_auth=True, database_host="h"))
     settings = Settings(database_iam_auth=True, database_url="postgresql://u@h/d")
     engine = runner.use_iam_tokens(sqlalchemy.create_engine(db.resolve_database_url(settings)), settings)
-    assert not sqlalchemy.event.contains(engine, "do_connect", db._with_iam_token)
+    assert not sqlalchemy.event.contains(engine, "do_connect", runner.iam_token_listener)
 
 
 def _driver_error(sqlstate: str | None, cls: type[psycopg.Error] = psycopg.Error) -> psycopg.Error:

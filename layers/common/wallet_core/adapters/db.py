@@ -326,7 +326,7 @@ def _iam_login(login: Login) -> psycopg.Connection:
         "port": settings.database_port,
         "user": settings.database_user,
     }
-    _with_iam_token(None, None, (), params)
+    with_iam_token(params)
     return login({"password": params["password"]})
 
 
@@ -338,10 +338,10 @@ def _rds_client() -> Any:  # a boto3 client: boto3 ships no types
     return boto3.client("rds")
 
 
-def _with_iam_token(dialect: Any, connection_record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-    """A fresh token as `cparams["password"]`, for a new connection (the signature is that of a
-    SQLAlchemy `do_connect` listener, which the migration function's engine registers): tokens live
-    15 minutes, connections are recycled after 5, and generating one is a local signature."""
+def with_iam_token(cparams: dict[str, Any]) -> None:
+    """A fresh token as `cparams["password"]`, for a new connection (here and in the migration
+    function's engine): tokens live 15 minutes, connections are recycled after 5, and generating one
+    is a local signature."""
     cparams["password"] = _rds_client().generate_db_auth_token(
         DBHostname=cparams["host"], Port=int(cparams.get("port") or 5432), DBUsername=cparams["user"]
     )
