@@ -186,7 +186,6 @@ class HttpRoute:
 @dataclass
 class SqsSource:
     function_id: str
-    event_id: str
     queue_arn: str
     batch_size: int  # at most 10: what one SQS receive returns
     report_batch_item_failures: bool
@@ -252,8 +251,8 @@ class Template:
         layers = self.resources("AWS::Serverless::LayerVersion").values()
         return [(self.root / layer["Properties"]["ContentUri"]).resolve() for layer in layers]
 
-    def function(self, logical_id: str) -> Function:
-        functions = self.functions()
+    def function(self, logical_id: str, functions: dict[str, Function] | None = None) -> Function:
+        functions = self.functions() if functions is None else functions
         if logical_id not in functions:
             raise KeyError(
                 f"no function {logical_id!r} in {self.path.name} (known: {', '.join(sorted(functions))})"
@@ -279,11 +278,11 @@ class Template:
             )
         return found
 
-    def _events(self, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    def _events(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         return [
-            (logical_id, event_id, self.resolver.resolve(event.get("Properties") or {}))
+            (logical_id, self.resolver.resolve(event.get("Properties") or {}))
             for logical_id, resource in self.resources("AWS::Serverless::Function").items()
-            for event_id, event in (resource["Properties"].get("Events") or {}).items()
+            for event in (resource["Properties"].get("Events") or {}).values()
             if event.get("Type") == kind
         ]
 
@@ -296,19 +295,18 @@ class Template:
                 (props.get("Auth") or {}).get("Authorizer"),
                 list((props.get("Auth") or {}).get("AuthorizationScopes") or []),
             )
-            for logical_id, _, props in self._events("HttpApi")
+            for logical_id, props in self._events("HttpApi")
         ]
 
     def sqs_sources(self) -> list[SqsSource]:
         return [
             SqsSource(
                 logical_id,
-                event_id,
                 str(props["Queue"]),
                 min(int(props.get("BatchSize", 10)), 10),
                 "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             )
-            for logical_id, event_id, props in self._events("SQS")
+            for logical_id, props in self._events("SQS")
             if props.get("Enabled", True) not in (False, "false")
         ]
 
