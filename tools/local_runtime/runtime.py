@@ -72,42 +72,25 @@ def write_private(path: Path, data: Any) -> Path:
     return path
 
 
-def database_ok(url: str) -> str:
-    try:
-        import psycopg
-
-        with psycopg.connect(libpq_url(url), connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-        return "ok"
-    except Exception as exc:
-        return f"unreachable ({type(exc).__name__})"
-
-
 @dataclass
 class Database:
     url: str
-    origin: str  # "DATABASE_URL", "embedded, <dir>", "embedded, shared with a running server"
+    origin: str  # "DATABASE_URL", "embedded, <dir>", "embedded, shared with `make run`"
     stop: Callable[[], None] = lambda: None
 
 
-def start_database(state_dir: Path, *, docker: bool = False) -> Database:
-    """DATABASE_URL; or the embedded server another command already runs on this data directory
-    (two servers cannot share one: its postmaster.pid's line 4 is its port); or a new one (also
-    listening for containers when `docker`)."""
+def start_database(state_dir: Path, *, docker: bool = False, shared: str | None = None) -> Database:
+    """DATABASE_URL; or the embedded server of the running `make run` (two servers cannot share a
+    data directory); or a new one (also listening for containers when `docker`)."""
     if os.environ.get("DATABASE_URL"):
         return Database(os.environ["DATABASE_URL"], "DATABASE_URL")
+    if shared:
+        return Database(shared, "embedded, shared with `make run`")
     from tools import pgserver
 
-    data_dir = state_dir / "pgdata"
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:{(data_dir / 'postmaster.pid').read_text().splitlines()[3]}/postgres"
-        if database_ok(url) == "ok":
-            return Database(url, f"embedded, shared with a running server ({data_dir})")
-    except (OSError, IndexError):
-        pass
-    server = pgserver.persistent(data_dir, CONTAINER_NETWORKS if docker else ())
+    server = pgserver.persistent(state_dir / "pgdata", CONTAINER_NETWORKS if docker else ())
     where = f", listening for containers ({', '.join(CONTAINER_NETWORKS)})" if docker else ""
-    return Database(server.url, f"embedded, {data_dir}{where}", server.stop)
+    return Database(server.url, f"embedded, {state_dir / 'pgdata'}{where}", server.stop)
 
 
 def local_environment(template: Template, database_url: str, sqs_url: str | None = None) -> list[str]:
@@ -161,7 +144,7 @@ def write_runtime(state_dir: Path, data: dict[str, Any]) -> None:
 
 BANNER = """
 Wallet service running locally: {url}
-  database    {health}  {database}  ({origin})
+  database    {database}  ({origin})
   migrations  {migrated}
   http api    {routes} routes
 {queues}
@@ -228,7 +211,6 @@ def run(state_dir: Path, template: Template, port: int, *, docker: bool = False)
         ]
         banner = BANNER.format(
             url=http.url,
-            health=database_ok(database.url),
             database=public_url(database.url),
             origin=database.origin,
             migrated=f"ok, revision {migration.get('revision')}" if ok else f"FAILED: {migration}",
@@ -260,8 +242,8 @@ def run(state_dir: Path, template: Template, port: int, *, docker: bool = False)
 
 def prepare_for_one_shot(state_dir: Path, template: Template) -> tuple[Database, FunctionHost]:
     """For invoke/migrate: the database (and the running `run`'s SQS endpoint, if there is one)."""
-    database = start_database(state_dir)
     running = read_runtime(state_dir) or {}
+    database = start_database(state_dir, shared=running.get("database_url"))
     for logical_id, queue in (running.get("queues") or {}).items():
         template.resolver.refs[logical_id] = queue["url"]
     local_environment(template, database.url, running.get("sqs_endpoint_url"))

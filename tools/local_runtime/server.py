@@ -1,7 +1,7 @@
 """The local HTTP API: what API Gateway's HTTP API does around a Lambda integration (payload 2.0):
 route matching, the JWT authorizer and route scopes, the event, the result mapped back to HTTP;
 plus `/openapi.json` and `/docs` (Swagger UI from the copy inside the Powertools wheel, offline),
-on a ThreadingHTTPServer bound to 127.0.0.1."""
+on werkzeug's server bound to 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.client import responses
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -24,6 +24,7 @@ from tools.local_runtime.context import FunctionHost
 from tools.local_runtime.template import ACCOUNT_ID, HttpRoute
 
 log = logging.getLogger("local_runtime.http")
+HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "date", "server")  # the server's own
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"  # kept equal by a test
 ASSETS = {
@@ -248,51 +249,44 @@ class Gateway:
         return response
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: LocalHttpServer
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        path, _, query = self.path.partition("?")
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        request = Request(self.command, path, query, list(self.headers.items()), body, self.client_address[0])
-        response = self.server.gateway.handle(request)
-        self.send_response(response.status)
-        for name, value in response.headers:
-            if name.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(response.body)
-
-    def __getattr__(self, name: str) -> Any:
-        # Every method (TRACE, made-up ones) goes to the router, as API Gateway does (404 when no
-        # route has it), instead of http.server's 501 HTML page.
-        if name.startswith("do_"):
-            return self._serve
-        raise AttributeError(name)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
-
-
-class LocalHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class LocalHttpServer:
+    """werkzeug's threaded WSGI server (moto's own) on 127.0.0.1, loopback only: the token secret is
+    public. Its request handler gives every method (TRACE, made-up ones) to the gateway, which
+    answers 404 when no route has it, as API Gateway does."""
 
     def __init__(self, gateway: Gateway, port: int) -> None:
-        super().__init__(("127.0.0.1", port), _Handler)  # loopback only: the token secret is public
+        from werkzeug.serving import make_server
+
         self.gateway = gateway
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self._server = make_server("127.0.0.1", port, self._app, threaded=True)
+        self.server_address = self._server.server_address
+        self.url = f"http://127.0.0.1:{self._server.port}"
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from werkzeug.wrappers import Request as WsgiRequest
+
+        wsgi = WsgiRequest(environ)
+        path, _, query = environ["RAW_URI"].partition("?")  # as sent: percent-encoding kept
+        request = Request(
+            wsgi.method, path, query, list(wsgi.headers.items()), wsgi.get_data(), wsgi.remote_addr
+        )
+        response = self.gateway.handle(request)
+        headers = [(name, value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
+        start_response(
+            f"{response.status} {responses.get(response.status, '')}",
+            [*headers, ("Content-Length", str(len(response.body)))],
+        )
+        return [] if wsgi.method == "HEAD" else [response.body]
 
     def start(self) -> LocalHttpServer:
-        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def configure_logging(verbose: bool = False) -> None:

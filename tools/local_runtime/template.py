@@ -263,18 +263,18 @@ class Template:
         glob = (self.raw.get("Globals") or {}).get("Function") or {}
         found = {}
         for logical_id, resource in self.resources("AWS::Serverless::Function").items():
-            props = {**glob, **resource.get("Properties", {})}
-            variables = {
-                **((glob.get("Environment") or {}).get("Variables") or {}),
-                **((resource["Properties"].get("Environment") or {}).get("Variables") or {}),
-            }
+            props = self.resolver.resolve({**glob, **resource["Properties"], "Events": None})
+            glob_variables, own_variables = (
+                (p.get("Environment") or {}).get("Variables") or {} for p in (glob, props)
+            )
+            variables = {**self.resolver.resolve(glob_variables), **own_variables}
             found[logical_id] = Function(
-                logical_id=logical_id,
-                code_uri=(self.root / props.get("CodeUri", ".")).resolve(),
-                handler=props["Handler"],
-                timeout=int(self.resolver.resolve(props.get("Timeout", 3))),
-                memory_size=int(self.resolver.resolve(props.get("MemorySize", 128))),
-                environment={name: _text(value) for name, value in self.resolver.resolve(variables).items()},
+                logical_id,
+                (self.root / props.get("CodeUri", ".")).resolve(),
+                props["Handler"],
+                int(props.get("Timeout", 3)),
+                int(props.get("MemorySize", 128)),
+                {name: _text(value) for name, value in variables.items()},
             )
         return found
 
@@ -292,10 +292,11 @@ class Template:
                 logical_id,
                 str(props["Method"]).upper(),
                 props["Path"],
-                (props.get("Auth") or {}).get("Authorizer"),
-                list((props.get("Auth") or {}).get("AuthorizationScopes") or []),
+                auth.get("Authorizer"),
+                list(auth.get("AuthorizationScopes") or []),
             )
             for logical_id, props in self._events("HttpApi")
+            for auth in [props.get("Auth") or {}]
         ]
 
     def sqs_sources(self) -> list[SqsSource]:
@@ -311,22 +312,24 @@ class Template:
         ]
 
     def queues(self) -> dict[str, Queue]:
-        """SQS queues with their local names; RedrivePolicy is linked to the DLQ's logical id."""
+        """SQS queues with their local names (Ref / GetAtt of one resolve to them from then on);
+        RedrivePolicy is linked to the DLQ's logical id."""
         raw = self.resources("AWS::SQS::Queue")
         queues: dict[str, Queue] = {}
         for logical_id, resource in raw.items():
             props = self.resolver.resolve(resource.get("Properties") or {})
-            name = props.get("QueueName") or f"{STACK_NAME}-{logical_id}"
-            attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
-            queues[logical_id] = queue = Queue(logical_id, name, attributes)
-            # The local runtime names every queue, so Ref / GetAtt of it resolve to its values.
-            self.resolver.attributes[(logical_id, "Arn")] = queue.arn
-            self.resolver.attributes[(logical_id, "QueueName")] = queue.name
-        for logical_id, resource in raw.items():
-            policy = self.resolver.resolve((resource.get("Properties") or {}).get("RedrivePolicy"))
+            queue = Queue(logical_id, props.get("QueueName") or f"{STACK_NAME}-{logical_id}", {})
+            queue.attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
+            self.resolver.attributes.update(
+                {(logical_id, "Arn"): queue.arn, (logical_id, "QueueName"): queue.name}
+            )
+            queues[logical_id] = queue
+        for queue in queues.values():
+            policy = self.resolver.resolve(
+                (raw[queue.logical_id].get("Properties") or {}).get("RedrivePolicy")
+            )
             if isinstance(policy, dict):
                 target = policy.get("deadLetterTargetArn")
-                queue = queues[logical_id]
                 queue.dead_letter_id = next((q.logical_id for q in queues.values() if q.arn == target), None)
                 queue.max_receive_count = int(policy.get("maxReceiveCount", 10))
         return queues
