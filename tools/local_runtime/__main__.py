@@ -150,9 +150,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _pair(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not (name and equals):
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)  # no "=": argparse's one-line "invalid _pair value" error
     return name, value
 
 
@@ -167,7 +165,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="template parameter override",
     )
-    top.add_argument("-v", "--verbose", action="store_true")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, handler: Any, text: str, **defaults: Any) -> argparse.ArgumentParser:
@@ -210,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging()
     try:
         template = None
         if args.func in (cmd_run, cmd_invoke):  # the others need only runtime.json

@@ -289,13 +289,10 @@ class LocalHttpServer:
         self._server.server_close()
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging() -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    for noisy in ("werkzeug", "botocore"):  # moto's per-request access log, boto's chatter
+    # moto's per-request access log, boto's chatter, Alembic's step by step (the banner says the revision)
+    for noisy in ("werkzeug", "botocore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if not verbose:  # the banner says which revision is applied; Alembic's step-by-step is noise
-        logging.getLogger("alembic").setLevel(logging.WARNING)

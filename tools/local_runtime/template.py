@@ -26,19 +26,10 @@ class ExpansionError(ValueError):
     """The AWS::LanguageExtensions transform rejected the template (as CloudFormation would)."""
 
 
-def _plain(value: Any) -> Any:
-    """cfn-lint's nodes (str_node, dict_node) back to plain Python values."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return str(value) if isinstance(value, str) else value
-
-
 def load_yaml(text: str) -> dict[str, Any]:
     from cfnlint.decode.cfn_yaml import loads  # a SafeLoader: the CloudFormation tags, no objects
 
-    return _plain(loads(text)) or {}
+    return _shield(loads(text), {}, back=True) or {}  # cfn-lint's nodes as plain values
 
 
 def expand(template: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +45,11 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
 
     shielded: dict[str, Any] = {}
     errors, expanded = language_extension(
-        LintTemplate("template.yaml", _shield(copy.deepcopy(template), shielded), [REGION])
+        LintTemplate("template.yaml", _shield(template, shielded), [REGION])
     )
     if errors:
         raise ExpansionError("; ".join(str(error.message) for error in errors))
-    expanded = _plain(_shield(expanded, shielded, back=True))
+    expanded = _shield(expanded, shielded, back=True)
     rest = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
     expanded.pop("Transform", None)
     if rest:
@@ -69,16 +60,16 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
 def _shield(value: Any, shielded: dict[str, Any], back: bool = False) -> Any:
     """Hide `Fn::FindInMap` lookups keyed by a pseudo parameter (`!Ref AWS::Region`) from cfn-lint's
     transform, which as a linter guesses a key for them (CloudFormation resolves them at deploy
-    time); `back=True` puts them back."""
-    if back and isinstance(value, str) and value in shielded:
-        return copy.deepcopy(shielded[value])
+    time); `back=True` puts them back. Either way a new tree of plain dicts, lists and strs."""
+    if isinstance(value, str):
+        return copy.deepcopy(shielded[value]) if back and value in shielded else str(value)
     if isinstance(value, dict):
         lookup = value.get("Fn::FindInMap")
         if not back and lookup is not None and "'Ref': 'AWS::" in repr(lookup):
             token = f"__deploy_time_lookup_{len(shielded)}__"
             shielded[token] = value
             return token
-        return {key: _shield(item, shielded, back) for key, item in value.items()}
+        return {str(key): _shield(item, shielded, back) for key, item in value.items()}
     if isinstance(value, list):
         return [_shield(item, shielded, back) for item in value]
     return value
