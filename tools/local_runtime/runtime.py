@@ -6,6 +6,7 @@ reaches it (`make run DOCKER=1` makes the embedded PostgreSQL listen for contain
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -167,77 +168,70 @@ def run(state_dir: Path, template: Template, port: int, *, docker: bool = False)
 
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    cleanups: list[Callable[[], Any]] = []
-    exit_code = 0
     try:
-        database = start_database(state_dir, docker=docker)
-        cleanups.append(database.stop)
-        # For `sam local invoke --env-vars` (README), rewritten on every start: the port changes.
-        sam_env = write_private(state_dir / "sam-env.json", env_vars(template, database.url))
-        local_sqs = sqs.LocalSqs()
-        cleanups.append(local_sqs.stop)
-        queue_urls = sqs.create_queues(sqs.sqs_client(local_sqs.url), template.queues())
-        template.resolver.refs.update(queue_urls)  # !Ref Queue is its URL
-        conflicts = local_environment(template, database.url, local_sqs.url)
-        host = FunctionHost(template)
-        migration = migrate(host)
-        http = LocalHttpServer(Gateway(host), port).start()
-        cleanups.append(http.stop)
-        pollers = [poller.start() for poller in sqs.pollers_for(host, template, queue_urls, local_sqs.url)]
-        cleanups += [poller.stop for poller in pollers]
-        queues = {
-            name: {"url": url, "dlq": template.queues()[name].dead_letter_id}
-            for name, url in queue_urls.items()
-        }
-        write_runtime(
-            state_dir,
-            {
+        with contextlib.ExitStack() as cleanups:  # stops what started, in reverse, whatever fails
+            database = start_database(state_dir, docker=docker)
+            cleanups.callback(database.stop)
+            # For `sam local invoke --env-vars` (README), rewritten on every start: the port changes.
+            sam_env = write_private(state_dir / "sam-env.json", env_vars(template, database.url))
+            local_sqs = sqs.LocalSqs()
+            cleanups.callback(local_sqs.stop)
+            queue_urls = sqs.create_queues(sqs.sqs_client(local_sqs.url), template.queues())
+            template.resolver.refs.update(queue_urls)  # !Ref Queue is its URL
+            conflicts = local_environment(template, database.url, local_sqs.url)
+            host = FunctionHost(template)
+            migration = migrate(host)
+            http = LocalHttpServer(Gateway(host), port).start()
+            cleanups.callback(http.stop)
+            pollers = [
+                poller.start() for poller in sqs.pollers_for(host, template, queue_urls, local_sqs.url)
+            ]
+            for poller in pollers:
+                cleanups.callback(poller.stop)
+            dead_letters = {name: queue.dead_letter_id for name, queue in template.queues().items()}
+            queues = {name: {"url": url, "dlq": dead_letters[name]} for name, url in queue_urls.items()}
+            sources = sorted(poller.queue.logical_id for poller in pollers)
+            running = {
                 "api_url": http.url,
                 "sqs_endpoint_url": local_sqs.url,
                 "queues": queues,
-                "event_source_queues": sorted(poller.queue.logical_id for poller in pollers),
-                "database_url": public_url(database.url),
-            },
-        )
-        cleanups.append((state_dir / "runtime.json").unlink)
-        ok = migration.get("status") == "ok"
-        lines = [
-            f"  queue       {name}: {q['url']}" + (f"  (DLQ {q['dlq']})" if q["dlq"] else "")
-            for name, q in queues.items()
-        ]
-        lines += [
-            f"  sqs poller  {p.queue.logical_id} -> {p.source.function_id} (batch {p.source.batch_size})"
-            for p in pollers
-        ]
-        banner = BANNER.format(
-            url=http.url,
-            database=public_url(database.url),
-            origin=database.origin,
-            migrated=f"ok, revision {migration.get('revision')}" if ok else f"FAILED: {migration}",
-            routes=len(http.gateway.router.routes),
-            queues="\n".join(lines),
-            sam_env=sam_env,
-            note=f"\n  note        one process, one environment: {', '.join(conflicts)} differ"
-            if conflicts
-            else "",
-            user=auth.issue_token(USER_SUB),
-            admin=auth.issue_token(ADMIN_SUB, scope=auth.ADMIN_SCOPE),
-        )
-        print(banner, flush=True)
-        stop.wait()
+                "event_source_queues": sources,
+            }
+            write_runtime(state_dir, {**running, "database_url": public_url(database.url)})
+            cleanups.callback((state_dir / "runtime.json").unlink)
+            lines = [
+                f"  queue       {name}: {q['url']}" + (f"  (DLQ {q['dlq']})" if q["dlq"] else "")
+                for name, q in queues.items()
+            ]
+            lines += [
+                f"  sqs poller  {p.queue.logical_id} -> {p.source.function_id} (batch {p.source.batch_size})"
+                for p in pollers
+            ]
+            ok = migration.get("status") == "ok"
+            banner = BANNER.format(
+                url=http.url,
+                database=public_url(database.url),
+                origin=database.origin,
+                migrated=f"ok, revision {migration.get('revision')}" if ok else f"FAILED: {migration}",
+                routes=len(http.gateway.router.routes),
+                queues="\n".join(lines),
+                sam_env=sam_env,
+                note=f"\n  note        one process, one environment: {', '.join(conflicts)} differ"
+                if conflicts
+                else "",
+                user=auth.issue_token(USER_SUB),
+                admin=auth.issue_token(ADMIN_SUB, scope=auth.ADMIN_SCOPE),
+            )
+            print(banner, flush=True)
+            stop.wait()
+        return 0
     except Exception:
-        log.exception("the local runtime could not start")
-        exit_code = 1
+        log.exception("the local runtime failed to start or to stop")
+        return 1
     finally:
-        for cleanup in reversed(cleanups):
-            try:
-                cleanup()
-            except Exception:
-                log.exception("stopping %s failed", cleanup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("stopped.", flush=True)
-    return exit_code
 
 
 def prepare_for_one_shot(state_dir: Path, template: Template) -> tuple[Database, FunctionHost]:

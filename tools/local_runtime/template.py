@@ -100,16 +100,14 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,
         }
-        self.attributes: dict[tuple[str, str], str] = {}
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve((self.template.get("Conditions") or {}).get(name, False)))
 
     def ref(self, name: str) -> Any:
+        """A parameter, a pseudo parameter, or what the local runtime gave a resource (`refs`:
+        "Queue" is its URL, "Queue.Arn" its GetAtt); a readable placeholder for the rest."""
         return self.parameters.get(name, self.refs.get(name, f"local-{name}"))
-
-    def get_att(self, logical_id: str, attribute: str) -> str:
-        return self.attributes.get((logical_id, attribute), f"local-{logical_id}.{attribute}")
 
     def sub(self, arg: Any) -> str:
         text, variables = (arg[0], self.resolve(arg[1])) if isinstance(arg, list) else (arg, {})
@@ -118,11 +116,7 @@ class Resolver:
             name = match.group(1)
             if name.startswith("!"):  # ${!Literal} is a literal ${Literal}
                 return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name:
-                return self.get_att(*name.split(".", 1))
-            return str(self.ref(name))
+            return str(variables[name] if name in variables else self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
@@ -146,7 +140,7 @@ _INTRINSICS = {
     "Ref": lambda r, arg: r.ref(arg),
     "Condition": lambda r, arg: r.condition(arg),
     "Fn::Sub": lambda r, arg: r.sub(arg),
-    "Fn::GetAtt": lambda r, arg: r.get_att(*r.resolve(arg)),
+    "Fn::GetAtt": lambda r, arg: r.ref(".".join(r.resolve(arg))),
     "Fn::If": lambda r, arg: r.resolve(arg[1] if r.condition(arg[0]) else arg[2]),
     "Fn::Equals": lambda r, arg: len({str(item) for item in r.resolve(arg)}) == 1,
     "Fn::Not": lambda r, arg: not r.resolve(arg)[0],
@@ -311,9 +305,7 @@ class Template:
             props = self.resolver.resolve(resource.get("Properties") or {})
             queue = Queue(logical_id, props.get("QueueName") or f"{STACK_NAME}-{logical_id}", {})
             queue.attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
-            self.resolver.attributes.update(
-                {(logical_id, "Arn"): queue.arn, (logical_id, "QueueName"): queue.name}
-            )
+            self.resolver.refs.update({f"{logical_id}.Arn": queue.arn, f"{logical_id}.QueueName": queue.name})
             queues[logical_id] = queue
         for queue in queues.values():
             policy = self.resolver.resolve(
