@@ -268,7 +268,7 @@ class LocalHttpServer:
         wsgi = WsgiRequest(environ)
         path, _, query = environ["RAW_URI"].partition("?")  # as sent: percent-encoding kept
         request = Request(
-            wsgi.method, path, query, list(wsgi.headers.items()), wsgi.get_data(), wsgi.remote_addr
+            wsgi.method, path, query, list(wsgi.headers.items()), wsgi.get_data(), environ["REMOTE_ADDR"]
         )
         response = self.gateway.handle(request)
         headers = [(name, value) for name, value in response.headers if name.lower() not in HOP_BY_HOP]
