@@ -38,12 +38,6 @@ def _json_file(path: str) -> Any:
         raise UsageError(f"event file {path} is not JSON: {exc}") from None
 
 
-def _template(args: argparse.Namespace) -> Template:
-    if not args.template.is_file():
-        raise UsageError(f"template {args.template} does not exist")
-    return Template(args.template, dict(args.parameter))
-
-
 def _running(what: str) -> dict[str, Any]:
     running = runtime.read_runtime(state_dir())
     if not running:
@@ -57,16 +51,9 @@ def _queue(name: str | None, candidates: list[str], what: str) -> str:
     """The queue given, or the only candidate there is."""
     if name is None and len(candidates) == 1:
         return candidates[0]
-    if name is None or name not in candidates:
+    if name not in candidates:
         raise UsageError(f"choose {what} with QUEUE= (one of: {', '.join(candidates) or 'none'})")
     return name
-
-
-def _pair(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not (name and equals):
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def _print(value: Any) -> int:
@@ -74,9 +61,8 @@ def _print(value: Any) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    running = runtime.read_runtime(state_dir())
-    if running:
+def cmd_run(args: argparse.Namespace, template: Template) -> int:
+    if running := runtime.read_runtime(state_dir()):
         raise UsageError(
             f"the local runtime is already running in this checkout (pid {running['pid']}, "
             f"{running.get('api_url')}): use it, or stop it with Ctrl-C first"
@@ -86,10 +72,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             probe.bind(("127.0.0.1", args.port))
         except OSError:
             raise UsageError(f"port {args.port} on 127.0.0.1 is in use: `make run PORT=3001`") from None
-    return runtime.run(state_dir(), _template(args), args.port, docker=args.docker)
+    return runtime.run(state_dir(), template, args.port, docker=args.docker)
 
 
-def cmd_invoke(args: argparse.Namespace) -> int:
+def cmd_invoke(args: argparse.Namespace, template: Template) -> int:
     """Like `sam local invoke`: the response alone on stdout (handler logs go to stderr). `migrate`
     is the migration function's {"action": "upgrade"}, failed unless its status is ok."""
     from tools.local_runtime.context import error_payload
@@ -97,7 +83,6 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     event = (
         _json_file(args.event) if args.event else {"action": "upgrade"} if args.command == "migrate" else {}
     )
-    template = _template(args)
     try:
         template.function(args.function)  # unknown logical id: fail before starting anything
     except KeyError as exc:
@@ -116,7 +101,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     return 1 if failed or (args.command == "migrate" and response.get("status") != "ok") else 0
 
 
-def cmd_send_event(args: argparse.Namespace) -> int:
+def cmd_send_event(args: argparse.Namespace, template: None) -> int:
     from tools.local_runtime import sqs
 
     bodies = sqs.message_bodies(_json_file(args.file))
@@ -127,7 +112,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
     return _print({"queue": name, "sent": len(ids), "message_ids": ids})
 
 
-def cmd_dlq(args: argparse.Namespace) -> int:
+def cmd_dlq(args: argparse.Namespace, template: None) -> int:
     """`dlq` lists the source queue's dead-letter queue without consuming it; `redrive` moves its
     messages back to the source queue."""
     from tools.local_runtime import sqs
@@ -150,7 +135,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_token(args: argparse.Namespace) -> int:
+def cmd_token(args: argparse.Namespace, template: None) -> int:
     sub = args.sub or (runtime.ADMIN_SUB if args.admin else runtime.USER_SUB)
     scope = args.scope or (auth.ADMIN_SCOPE if args.admin else "wallet:read")
     print(auth.issue_token(sub, scope=scope, ttl_seconds=args.ttl))
@@ -164,6 +149,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
 
 
+def _pair(text: str) -> tuple[str, str]:
+    name, value = text.split("=", 1)  # no "=": argparse's one-line "invalid _pair value" error
+    return name, value
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m tools.local_runtime", description=__doc__)
     top.add_argument("--template", type=Path, default=ROOT / "template.yaml")
@@ -175,12 +165,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="template parameter override",
     )
-    top.add_argument("-v", "--verbose", action="store_true")
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, function: Any, text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Any, text: str, **defaults: Any) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
-        sub.set_defaults(func=function)
+        sub.set_defaults(func=handler, **defaults)
         return sub
 
     run = command("run", cmd_run, "database, migrations, local SQS and the HTTP API")
@@ -206,8 +195,8 @@ def parser() -> argparse.ArgumentParser:
         command(name, cmd_dlq, text).add_argument(
             "--queue", help="source queue logical id (default: the one with a DLQ)"
         )
-    migrate = command("migrate", cmd_invoke, "apply migrations through the migration function")
-    migrate.set_defaults(function=runtime.MIGRATION_FUNCTION, event=None, no_migrate=True)
+    migrate = "apply migrations through the migration function"
+    command("migrate", cmd_invoke, migrate, function=runtime.MIGRATION_FUNCTION, event=None, no_migrate=True)
     token = command("token", cmd_token, "print a bearer token for the local API")
     token.add_argument("--admin", action="store_true", help='operator token (scope "wallet:admin")')
     token.add_argument("--sub", help="subject (default user-1, or operator-1 with --admin)")
@@ -218,9 +207,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging()
     try:
-        return args.func(args)
+        template = None
+        if args.func in (cmd_run, cmd_invoke):  # the others need only runtime.json
+            if not args.template.is_file():
+                raise UsageError(f"template {args.template} does not exist")
+            template = Template(args.template, dict(args.parameter))
+        return args.func(args, template)
     except UsageError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2

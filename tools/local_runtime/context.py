@@ -16,7 +16,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,18 @@ from tools.local_runtime.template import ACCOUNT_ID, REGION, Function, Template
 Handler = Callable[[Any, Any], Any]
 
 
-@dataclass
 class LambdaContext:
     """The attributes and method of the Python runtime's context object that handlers use."""
 
-    function_name: str
-    timeout_seconds: float = 3.0
-    memory_limit_in_mb: int = 128
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    _deadline: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
-        self.log_group_name = f"/aws/lambda/{self.function_name}"
+    def __init__(
+        self, function_name: str, timeout_seconds: float = 3.0, memory_limit_in_mb: int = 128
+    ) -> None:
+        self.function_name, self.memory_limit_in_mb = function_name, memory_limit_in_mb
+        self.function_version, self.aws_request_id = "$LATEST", str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[$LATEST]local"
+        self._deadline = time.monotonic() + timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -97,9 +92,7 @@ class FunctionHost:
         add_to_path(*template.layer_dirs())
 
     def function(self, logical_id: str) -> Function:
-        if logical_id not in self.functions:
-            raise KeyError(f"unknown function {logical_id!r} (known: {', '.join(sorted(self.functions))})")
-        return self.functions[logical_id]
+        return self.template.function(logical_id, self.functions)
 
     def handler(self, logical_id: str) -> Handler:
         with self._import_lock:
@@ -121,11 +114,9 @@ def load_handler(function: Function) -> Handler:
     name = module_name_for(function)
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, function.module_path)
-        if spec is None or spec.loader is None or not function.module_path.is_file():
-            raise FileNotFoundError(f"{function.logical_id}: no handler module {function.module_path}")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
         try:
-            spec.loader.exec_module(module)
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
         except BaseException:
             del sys.modules[name]  # a failed import must not leave a half-initialised module behind
             raise

@@ -1,6 +1,6 @@
 """A local SQS (moto's ThreadedMotoServer) holding the template's queues, and the Lambda event
 source mapping for each SQS event: poll, invoke, delete what succeeded, leave the rest to come back
-after the visibility timeout (and to moto's redrive to the DLQ after maxReceiveCount)."""
+after the visibility timeout (moto moves it to the DLQ after maxReceiveCount, as SQS does)."""
 
 from __future__ import annotations
 
@@ -32,35 +32,27 @@ def sqs_client(endpoint_url: str) -> Any:
 
 
 class LocalSqs:
-    """moto in this process, on 127.0.0.1 and a free port; stopped by stop()."""
+    """moto in this process, on 127.0.0.1 and a free port."""
 
-    def start(self) -> LocalSqs:
+    def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.url = "http://{}:{}".format(*self._server.get_host_and_port())
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
+        self.stop = self._server.stop
 
 
 def create_queues(client: Any, queues: dict[str, Queue]) -> dict[str, str]:
-    """Create every queue, then attach redrive policies (a DLQ must exist before it is named)."""
-    urls = {
-        q.logical_id: client.create_queue(QueueName=q.name, Attributes=q.attributes)["QueueUrl"]
-        for q in queues.values()
-    }
-    for queue in queues.values():
+    """Every queue, dead-letter queues first: a redrive policy names an existing queue."""
+    urls = {}
+    for queue in sorted(queues.values(), key=lambda queue: queue.dead_letter_id is not None):
+        attributes = dict(queue.attributes)
         if queue.dead_letter_id:
-            policy = {
-                "deadLetterTargetArn": queues[queue.dead_letter_id].arn,
-                "maxReceiveCount": queue.max_receive_count,
-            }
-            client.set_queue_attributes(
-                QueueUrl=urls[queue.logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
-            )
+            target = queues[queue.dead_letter_id].arn
+            policy = {"deadLetterTargetArn": target, "maxReceiveCount": queue.max_receive_count}
+            attributes["RedrivePolicy"] = json.dumps(policy)
+        urls[queue.logical_id] = client.create_queue(QueueName=queue.name, Attributes=attributes)["QueueUrl"]
     return urls
 
 
@@ -89,16 +81,15 @@ def failed_ids(result: Any, records: list[dict[str, Any]], report_batch_item_fai
     every = {record["messageId"] for record in records}
     if not report_batch_item_failures or not isinstance(result, dict):
         return set()
-    failures = result.get("batchItemFailures") or []
     try:
-        ids = {failure["itemIdentifier"] for failure in failures}
+        ids = {failure["itemIdentifier"] for failure in result.get("batchItemFailures") or []}
     except (TypeError, KeyError):
         return every
     return ids if ids <= every else every
 
 
 class Poller:
-    """The event source mapping of one SQS event of one function."""
+    """The event source mapping of one SQS event of one function, on its own thread."""
 
     wait_seconds = 1  # short: shutdown must not wait on a long poll
 
@@ -108,7 +99,7 @@ class Poller:
         self.host, self.source, self.queue, self.queue_url = host, source, queue, queue_url
         self.client = sqs_client(endpoint)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-{source.event_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"sqs-{source.function_id}", daemon=True)
 
     def poll_once(self) -> tuple[int, int]:
         """(records received, records left on the queue to come back)."""
@@ -139,7 +130,7 @@ class Poller:
             try:
                 self.poll_once()
             except Exception:
-                log.exception("poller %s failed", self.source.event_id)
+                log.exception("poller of %s failed", self.source.function_id)
                 self._stop.wait(1)
 
     def start(self) -> Poller:
@@ -156,9 +147,7 @@ def pollers_for(
 ) -> list[Poller]:
     by_arn = {queue.arn: queue for queue in template.queues().values()}
     return [
-        Poller(
-            host, source, by_arn[source.queue_arn], queue_urls[by_arn[source.queue_arn].logical_id], endpoint
-        )
+        Poller(host, source, (queue := by_arn[source.queue_arn]), queue_urls[queue.logical_id], endpoint)
         for source in template.sqs_sources()
     ]
 
@@ -176,28 +165,22 @@ def send_bodies(client: Any, queue_url: str, bodies: list[str]) -> list[str]:
     return [client.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"] for body in bodies]
 
 
-def _receive_all(client: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Every message on the queue, each received once and hidden for 30 s while the pass runs."""
+def receive_all(client: Any, queue_url: str, *, keep: bool) -> list[dict[str, Any]]:
+    """Every message on the queue, each received once (hidden for 30 s while the pass runs); with
+    `keep`, made visible again at once afterwards (for the next reader, or `make redrive`)."""
     received: list[dict[str, Any]] = []
     while batch := client.receive_message(
-        QueueUrl=queue_url,
-        MaxNumberOfMessages=10,
-        VisibilityTimeout=30,
-        WaitTimeSeconds=0,
-        MessageSystemAttributeNames=["All"],
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30, MessageSystemAttributeNames=["All"]
     ).get("Messages"):
         received += batch
+    for message in received if keep else ():
+        client.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
     return received
 
 
 def peek_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
-    """Every message on the queue, left on it: made visible again at once after the pass (for the
-    next reader, or `make redrive`)."""
-    messages = _receive_all(client, queue_url)
-    for message in messages:
-        client.change_message_visibility(
-            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-        )
     return [
         {
             "message_id": message["MessageId"],
@@ -205,13 +188,13 @@ def peek_messages(client: Any, queue_url: str) -> list[dict[str, Any]]:
             "receive_count": int(message["Attributes"]["ApproximateReceiveCount"]),
             "sent_timestamp": message["Attributes"]["SentTimestamp"],
         }
-        for message in messages
+        for message in receive_all(client, queue_url, keep=True)
     ]
 
 
 def move_messages(client: Any, from_url: str, to_url: str) -> int:
     """Send every message of one queue to another, deleting each once it is sent."""
-    messages = _receive_all(client, from_url)
+    messages = receive_all(client, from_url, keep=False)
     for message in messages:
         send_bodies(client, to_url, [message["Body"]])
         client.delete_message(QueueUrl=from_url, ReceiptHandle=message["ReceiptHandle"])

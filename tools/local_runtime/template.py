@@ -26,19 +26,10 @@ class ExpansionError(ValueError):
     """The AWS::LanguageExtensions transform rejected the template (as CloudFormation would)."""
 
 
-def _plain(value: Any) -> Any:
-    """cfn-lint's nodes (str_node, dict_node) back to plain Python values."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return str(value) if isinstance(value, str) else value
-
-
 def load_yaml(text: str) -> dict[str, Any]:
     from cfnlint.decode.cfn_yaml import loads  # a SafeLoader: the CloudFormation tags, no objects
 
-    return _plain(loads(text)) or {}
+    return _shield(loads(text), {}, back=True) or {}  # cfn-lint's nodes as plain values
 
 
 def expand(template: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +45,11 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
 
     shielded: dict[str, Any] = {}
     errors, expanded = language_extension(
-        LintTemplate("template.yaml", _shield(copy.deepcopy(template), shielded), [REGION])
+        LintTemplate("template.yaml", _shield(template, shielded), [REGION])
     )
     if errors:
         raise ExpansionError("; ".join(str(error.message) for error in errors))
-    expanded = _plain(_shield(expanded, shielded, back=True))
+    expanded = _shield(expanded, shielded, back=True)
     rest = [name for name in transforms if name != LANGUAGE_EXTENSIONS]
     expanded.pop("Transform", None)
     if rest:
@@ -69,16 +60,16 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
 def _shield(value: Any, shielded: dict[str, Any], back: bool = False) -> Any:
     """Hide `Fn::FindInMap` lookups keyed by a pseudo parameter (`!Ref AWS::Region`) from cfn-lint's
     transform, which as a linter guesses a key for them (CloudFormation resolves them at deploy
-    time); `back=True` puts them back."""
-    if back and isinstance(value, str) and value in shielded:
-        return copy.deepcopy(shielded[value])
+    time); `back=True` puts them back. Either way a new tree of plain dicts, lists and strs."""
+    if isinstance(value, str):
+        return copy.deepcopy(shielded[value]) if back and value in shielded else str(value)
     if isinstance(value, dict):
         lookup = value.get("Fn::FindInMap")
         if not back and lookup is not None and "'Ref': 'AWS::" in repr(lookup):
             token = f"__deploy_time_lookup_{len(shielded)}__"
             shielded[token] = value
             return token
-        return {key: _shield(item, shielded, back) for key, item in value.items()}
+        return {str(key): _shield(item, shielded, back) for key, item in value.items()}
     if isinstance(value, list):
         return [_shield(item, shielded, back) for item in value]
     return value
@@ -109,16 +100,14 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": NO_VALUE,
         }
-        self.attributes: dict[tuple[str, str], str] = {}
 
     def condition(self, name: str) -> bool:
         return bool(self.resolve((self.template.get("Conditions") or {}).get(name, False)))
 
     def ref(self, name: str) -> Any:
+        """A parameter, a pseudo parameter, or what the local runtime gave a resource (`refs`:
+        "Queue" is its URL, "Queue.Arn" its GetAtt); a readable placeholder for the rest."""
         return self.parameters.get(name, self.refs.get(name, f"local-{name}"))
-
-    def get_att(self, logical_id: str, attribute: str) -> str:
-        return self.attributes.get((logical_id, attribute), f"local-{logical_id}.{attribute}")
 
     def sub(self, arg: Any) -> str:
         text, variables = (arg[0], self.resolve(arg[1])) if isinstance(arg, list) else (arg, {})
@@ -127,11 +116,7 @@ class Resolver:
             name = match.group(1)
             if name.startswith("!"):  # ${!Literal} is a literal ${Literal}
                 return "${" + name[1:] + "}"
-            if name in variables:
-                return str(variables[name])
-            if "." in name:
-                return self.get_att(*name.split(".", 1))
-            return str(self.ref(name))
+            return str(variables[name] if name in variables else self.ref(name))
 
         return re.sub(r"\$\{([^}]+)\}", replace, text)
 
@@ -155,7 +140,7 @@ _INTRINSICS = {
     "Ref": lambda r, arg: r.ref(arg),
     "Condition": lambda r, arg: r.condition(arg),
     "Fn::Sub": lambda r, arg: r.sub(arg),
-    "Fn::GetAtt": lambda r, arg: r.get_att(*r.resolve(arg)),
+    "Fn::GetAtt": lambda r, arg: r.ref(".".join(r.resolve(arg))),
     "Fn::If": lambda r, arg: r.resolve(arg[1] if r.condition(arg[0]) else arg[2]),
     "Fn::Equals": lambda r, arg: len({str(item) for item in r.resolve(arg)}) == 1,
     "Fn::Not": lambda r, arg: not r.resolve(arg)[0],
@@ -186,7 +171,6 @@ class HttpRoute:
 @dataclass
 class SqsSource:
     function_id: str
-    event_id: str
     queue_arn: str
     batch_size: int  # at most 10: what one SQS receive returns
     report_batch_item_failures: bool
@@ -252,8 +236,8 @@ class Template:
         layers = self.resources("AWS::Serverless::LayerVersion").values()
         return [(self.root / layer["Properties"]["ContentUri"]).resolve() for layer in layers]
 
-    def function(self, logical_id: str) -> Function:
-        functions = self.functions()
+    def function(self, logical_id: str, functions: dict[str, Function] | None = None) -> Function:
+        functions = self.functions() if functions is None else functions
         if logical_id not in functions:
             raise KeyError(
                 f"no function {logical_id!r} in {self.path.name} (known: {', '.join(sorted(functions))})"
@@ -264,26 +248,26 @@ class Template:
         glob = (self.raw.get("Globals") or {}).get("Function") or {}
         found = {}
         for logical_id, resource in self.resources("AWS::Serverless::Function").items():
-            props = {**glob, **resource.get("Properties", {})}
-            variables = {
-                **((glob.get("Environment") or {}).get("Variables") or {}),
-                **((resource["Properties"].get("Environment") or {}).get("Variables") or {}),
-            }
+            props = self.resolver.resolve({**glob, **resource["Properties"], "Events": None})
+            glob_variables, own_variables = (
+                (p.get("Environment") or {}).get("Variables") or {} for p in (glob, props)
+            )
+            variables = {**self.resolver.resolve(glob_variables), **own_variables}
             found[logical_id] = Function(
-                logical_id=logical_id,
-                code_uri=(self.root / props.get("CodeUri", ".")).resolve(),
-                handler=props["Handler"],
-                timeout=int(self.resolver.resolve(props.get("Timeout", 3))),
-                memory_size=int(self.resolver.resolve(props.get("MemorySize", 128))),
-                environment={name: _text(value) for name, value in self.resolver.resolve(variables).items()},
+                logical_id,
+                (self.root / props.get("CodeUri", ".")).resolve(),
+                props["Handler"],
+                int(props.get("Timeout", 3)),
+                int(props.get("MemorySize", 128)),
+                {name: _text(value) for name, value in variables.items()},
             )
         return found
 
-    def _events(self, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    def _events(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
         return [
-            (logical_id, event_id, self.resolver.resolve(event.get("Properties") or {}))
+            (logical_id, self.resolver.resolve(event.get("Properties") or {}))
             for logical_id, resource in self.resources("AWS::Serverless::Function").items()
-            for event_id, event in (resource["Properties"].get("Events") or {}).items()
+            for event in (resource["Properties"].get("Events") or {}).values()
             if event.get("Type") == kind
         ]
 
@@ -293,42 +277,42 @@ class Template:
                 logical_id,
                 str(props["Method"]).upper(),
                 props["Path"],
-                (props.get("Auth") or {}).get("Authorizer"),
-                list((props.get("Auth") or {}).get("AuthorizationScopes") or []),
+                auth.get("Authorizer"),
+                list(auth.get("AuthorizationScopes") or []),
             )
-            for logical_id, _, props in self._events("HttpApi")
+            for logical_id, props in self._events("HttpApi")
+            for auth in [props.get("Auth") or {}]
         ]
 
     def sqs_sources(self) -> list[SqsSource]:
         return [
             SqsSource(
                 logical_id,
-                event_id,
                 str(props["Queue"]),
                 min(int(props.get("BatchSize", 10)), 10),
                 "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             )
-            for logical_id, event_id, props in self._events("SQS")
+            for logical_id, props in self._events("SQS")
             if props.get("Enabled", True) not in (False, "false")
         ]
 
     def queues(self) -> dict[str, Queue]:
-        """SQS queues with their local names; RedrivePolicy is linked to the DLQ's logical id."""
+        """SQS queues with their local names (Ref / GetAtt of one resolve to them from then on);
+        RedrivePolicy is linked to the DLQ's logical id."""
         raw = self.resources("AWS::SQS::Queue")
         queues: dict[str, Queue] = {}
         for logical_id, resource in raw.items():
             props = self.resolver.resolve(resource.get("Properties") or {})
-            name = props.get("QueueName") or f"{STACK_NAME}-{logical_id}"
-            attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
-            queues[logical_id] = queue = Queue(logical_id, name, attributes)
-            # The local runtime names every queue, so Ref / GetAtt of it resolve to its values.
-            self.resolver.attributes[(logical_id, "Arn")] = queue.arn
-            self.resolver.attributes[(logical_id, "QueueName")] = queue.name
-        for logical_id, resource in raw.items():
-            policy = self.resolver.resolve((resource.get("Properties") or {}).get("RedrivePolicy"))
+            queue = Queue(logical_id, props.get("QueueName") or f"{STACK_NAME}-{logical_id}", {})
+            queue.attributes = {key: _text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
+            self.resolver.refs.update({f"{logical_id}.Arn": queue.arn, f"{logical_id}.QueueName": queue.name})
+            queues[logical_id] = queue
+        for queue in queues.values():
+            policy = self.resolver.resolve(
+                (raw[queue.logical_id].get("Properties") or {}).get("RedrivePolicy")
+            )
             if isinstance(policy, dict):
                 target = policy.get("deadLetterTargetArn")
-                queue = queues[logical_id]
                 queue.dead_letter_id = next((q.logical_id for q in queues.values() if q.arn == target), None)
                 queue.max_receive_count = int(policy.get("maxReceiveCount", 10))
         return queues

@@ -176,7 +176,7 @@ def server(fake_host: FunctionHost) -> Iterator[LocalHttpServer]:
 
 @pytest.fixture
 def local_sqs() -> Iterator[LocalSqs]:
-    running = LocalSqs().start()
+    running = LocalSqs()
     yield running
     running.stop()
 

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from tools.local_runtime import apigw
+from tools.local_runtime import server as apigw
 from tools.local_runtime.template import HttpRoute
 
 # The payload 2.0 example from the API Gateway developer guide ("Working with AWS Lambda proxy

@@ -94,6 +94,15 @@ def test_migrate_upgrades_through_the_migration_function(database_url, tmp_path)
     assert json.loads(failed.stdout)["errorType"]
 
 
+def test_invoke_uses_the_database_of_the_running_instance(database_url, tmp_path):
+    """Two embedded servers cannot share .local/pgdata: `make invoke` next to `make run` uses its."""
+    write_runtime(tmp_path / "state", {"database_url": database_url})  # this test's process plays `run`
+    completed = _cli(tmp_path, "migrate", database_url="")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["status"] == "ok"
+    assert not (tmp_path / "state" / "pgdata").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [

@@ -19,7 +19,7 @@ import pytest
 
 from tools import pgserver
 from tools.fuzz import Runtime
-from tools.local_runtime import sam
+from tools.local_runtime import runtime as sam
 
 ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tools import pgserver
-from tools.local_runtime import sam
+from tools.local_runtime import runtime as sam
 from tools.local_runtime.__main__ import parser
 from tools.local_runtime.template import Template
 
@@ -58,7 +58,7 @@ def test_only_the_machines_loopback_is_renamed(url, host):
 
 
 def test_the_file_is_sams_format_and_private(tmp_path, template):
-    path = sam.write_env_file(tmp_path / "state", template, LOCAL_URL)
+    path = sam.write_private(tmp_path / "state" / "sam-env.json", sam.env_vars(template, LOCAL_URL))
 
     assert path == tmp_path / "state" / "sam-env.json"
     assert json.loads(path.read_text()) == sam.env_vars(template, LOCAL_URL)

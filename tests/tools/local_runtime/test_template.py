@@ -116,8 +116,8 @@ def test_parameter_overrides_change_conditions(fake_template_path):
 def test_project_template_every_route_of_the_table_is_served_by_a_handler_on_disk():
     template = Template(ROOT / "template.yaml")
     routes = template.http_routes()
-    assert {(r.function_id, r.event_id) for r in template.sqs_sources()} == {
-        ("IngestEventsFunction", "ProviderEvents")
+    assert {(r.function_id, r.queue_arn.rsplit(":", 1)[1]) for r in template.sqs_sources()} == {
+        ("IngestEventsFunction", "wallet-local-ProviderEventsQueue")
     }
     assert len({r.route_key for r in routes}) == len(routes), "two events declare the same route"
     assert {"GET /health", "GET /ready", "GET /version", "POST /v1/transfers"} <= {
