@@ -25,7 +25,9 @@ LEDGER_TABLES = ("entries", "transactions", "wallets", "idempotency_keys")
 
 
 def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    from wallet_core.adapters.db import libpq_url
+
+    return libpq_url(url)
 
 
 class PostgresServer:
@@ -189,21 +191,19 @@ class Api:
         query: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> HttpResult:
-        if method == "POST" and key is None:
-            key = str(uuid.uuid4())
-        if key == "":
-            key = None
-        event = api_event(
+        """`request`, naming the function the route table must send it to (checked)."""
+        route, _ = resolve(method, path)
+        assert route.module == function, f"{method} {path} is served by {route.module}, not {function}"
+        return self.request(
             method,
             path,
+            as_user=claims,
             body=body,
             raw_body=raw_body,
-            claims=claims,
+            key=key,
             query=query,
             headers=headers,
-            idempotency_key=key,
         )
-        return self._invoke(function, event)
 
     # The API as a client sees it: the route (and so the function) is found from template.yaml's
     # route table by method and path, as API Gateway finds it.

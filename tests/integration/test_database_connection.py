@@ -109,23 +109,7 @@ def test_a_rotated_password_is_fetched_again_and_the_warm_container_reconnects(
     db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'before-rotation'")
     db.execute(f"GRANT wallet_app TO {role}")
     password_auth_for(role)
-    url = make_url(database_url)
-    secret = {
-        "username": role,
-        "password": "before-rotation",
-        "host": url.host,
-        "port": url.port,
-        "dbname": url.database,
-    }
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "DATABASE_SSLMODE": "disable",  # the embedded server speaks no TLS
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("DATABASE_URL")
+    secret = _login_by_secret(database_url, role, "before-rotation", monkeypatch)
     extension_reads: list[str] = []
 
     def cached_by_the_extension(arn: str) -> dict:
@@ -178,22 +162,7 @@ def test_a_wrong_password_that_stays_wrong_is_a_503_not_a_loop(
     role = f"wrong_{uuid.uuid4().hex[:8]}"
     db.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'right'")
     password_auth_for(role)
-    url = make_url(database_url)
-    secret = {
-        "username": role,
-        "password": "wrong",
-        "host": url.host,
-        "port": url.port,
-        "dbname": url.database,
-    }
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "DATABASE_SSLMODE": "disable",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DATABASE_URL")
+    secret = _login_by_secret(database_url, role, "wrong", monkeypatch)
     monkeypatch.setattr(database, "_secret_from_extension", lambda arn: dict(secret))
     with mock_aws():
         import boto3
@@ -206,6 +175,28 @@ def test_a_wrong_password_that_stays_wrong_is_a_503_not_a_loop(
                 pass
         finally:
             reset_caches()
+
+
+def _login_by_secret(database_url: str, role: str, password: str, monkeypatch) -> dict:
+    """The service logs in as `role` with the credentials of a Secrets Manager secret (no
+    DATABASE_URL); returns that secret, for the test to store it in moto."""
+    url = make_url(database_url)
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "DATABASE_SSLMODE": "disable",  # the embedded server speaks no TLS
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("DATABASE_URL")
+    return {
+        "username": role,
+        "password": password,
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+    }
 
 
 def _openssl(*args: str, cwd: Path) -> None:
