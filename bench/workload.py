@@ -182,12 +182,11 @@ def prepare_database(database_url: str, wallet_count: int, reply: Connection) ->
             raise RuntimeError(f"migration failed: {result}")
 
         import psycopg
-        from sqlalchemy.engine import make_url
 
+        from wallet_core.adapters.db import libpq_url
         from wallet_core.adapters.repositories import system_account_id
 
-        libpq = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(libpq) as conn:
+        with psycopg.connect(libpq_url(database_url)) as conn:
             conn.execute(
                 "INSERT INTO system_accounts (id, currency, created_at) VALUES (%s, %s, now()) "
                 "ON CONFLICT DO NOTHING",
@@ -231,7 +230,7 @@ def prepare_database(database_url: str, wallet_count: int, reply: Connection) ->
                 (CURRENCY, system_account_id(CURRENCY), CURRENCY),
             )
             ids = [str(row[0]) for row in conn.execute("SELECT wallet_id FROM seed ORDER BY n")]
-        with psycopg.connect(libpq, autocommit=True) as conn:
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")
         reply.send(("ok", ids))
     except BaseException as exc:
